@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything virtnet and its tests need on a Debian 12 machine (as root), idempotently:
+# the system tools it drives and a Python environment in .venv with virtnet installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(python3 python3-venv python3-pip iproute2 nftables dnsmasq-base udhcpc iperf3
+              procps util-linux kmod ca-certificates)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's python, so the environment is the same on every fresh machine.
+PY=/usr/bin/python3
+stamp=.venv/.virtnet-installed
+if [[ ! -x .venv/bin/python || ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  echo "setup: building .venv" >&2
+  [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[dev]'
+  touch "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""The virtnet command line: thin, parses arguments, calls the library, prints."""

@@ -1,0 +1,45 @@
+"""Entry point: the ``virtnet`` group, global options, and the one place errors become exits.
+
+Each area of commands lives in its own module with a ``register(group)`` function; the list
+below is the only place that knows them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from virtnet.errors import VirtnetError
+
+# Modules that add commands. Each defines register(cli: click.Group) -> None.
+COMMAND_MODULES: list[str] = []
+
+
+class VirtnetGroup(click.Group):
+    """Turns every VirtnetError into a message and its stable exit status, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VirtnetError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_status)
+
+
+@click.group(cls=VirtnetGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="virtnet")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """virtnet: build, verify and keep right the virtual networks VMs connect to."""
+    ctx.ensure_object(dict)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(cli)
+
+
+def main() -> None:
+    cli(prog_name="virtnet")

@@ -1,0 +1,1 @@
+"""Everything that touches a host: always inside one named network namespace (None = root)."""
