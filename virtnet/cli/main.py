@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from virtnet.cli.context import make_settings
 from virtnet.errors import VirtnetError
 
 # Modules that add commands. Each defines register(cli: click.Group) -> None.
@@ -31,10 +32,32 @@ class VirtnetGroup(click.Group):
 
 @click.group(cls=VirtnetGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="virtnet")
+@click.option(
+    "--state-dir",
+    metavar="DIR",
+    help="State directory (default $VIRTNET_STATE_DIR or /var/lib/virtnet).",
+)
+@click.option(
+    "--netns",
+    metavar="NAME",
+    help="Network namespace to act in (default $VIRTNET_NETNS or the root namespace).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show the operations performed.")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(
+    ctx: click.Context, state_dir: str | None, netns: str | None, output: str, verbose: bool
+) -> None:
     """virtnet: build, verify and keep right the virtual networks VMs connect to."""
     ctx.ensure_object(dict)
+    ctx.obj["settings"] = make_settings(state_dir, netns, output, verbose)
 
 
 for _name in COMMAND_MODULES:
