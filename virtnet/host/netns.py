@@ -1,4 +1,4 @@
-"""Named network namespaces (the ``ip netns`` kind, under /run/netns) and running commands in them."""
+"""Named network namespaces (the `ip netns` kind) and running commands in them."""
 
 from __future__ import annotations
 

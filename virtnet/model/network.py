@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class ForwardMode(str, Enum):
+class ForwardMode(StrEnum):
     """libvirt's ``<forward mode=...>`` values, plus ISOLATED for a network with no forward."""
 
     NAT = "nat"
