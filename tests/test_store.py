@@ -109,6 +109,26 @@ def test_migration_runs_once_and_keeps_data(tmp_path: Path, monkeypatch: pytest.
     con.close()
 
 
+def test_version_1_database_is_migrated(tmp_path: Path) -> None:
+    """A database written by schema version 1 keeps its rows and gains origin + meta."""
+    con = sqlite3.connect(tmp_path / "virtnet.db")
+    con.executescript(schema.MIGRATIONS[0])
+    con.execute("INSERT INTO definitions VALUES ('old', 'u-old', '<old/>', 1, 1, 0, 0)")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    with Store(tmp_path) as st:
+        assert st.schema_version == len(schema.MIGRATIONS) >= 2
+        assert st.get_definition("old") == StoredDefinition("old", "u-old", "<old/>", True,
+                                                           True, "define")
+        st.put_definition("new", "u-new", "<new/>", persistent=True, origin="apply")
+        assert st.get_definition("new").origin == "apply"  # type: ignore[union-attr]
+        assert st.get_meta("k") is None
+        st.set_meta("k", "v1")
+        st.set_meta("k", "v2")
+        assert st.get_meta("k") == "v2"
+
+
 def test_failed_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                           ) -> None:
     with Store(tmp_path) as st:

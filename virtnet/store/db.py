@@ -38,6 +38,7 @@ class StoredDefinition:
     xml: str
     persistent: bool
     autostart: bool
+    origin: str = "define"  # define | create | apply | import | default
 
 
 class Store:
@@ -123,10 +124,17 @@ class Store:
     # -- definitions ---------------------------------------------------------------------
 
     def put_definition(
-        self, name: str, uuid: str, xml: str, *, persistent: bool, autostart: bool = False
+        self,
+        name: str,
+        uuid: str,
+        xml: str,
+        *,
+        persistent: bool,
+        autostart: bool = False,
+        origin: str = "define",
     ) -> None:
         """Create or replace the definition called NAME. A UUID already used by another
-        name is a Conflict (libvirt refuses the same)."""
+        name is a Conflict (libvirt refuses the same). ORIGIN says which command made it."""
         now = time.time()
         with self.transaction(), self._guard():
             row = self._conn.execute(
@@ -139,18 +147,20 @@ class Store:
                     hint="remove the <uuid> element to get a fresh one, or undefine the other",
                 )
             self._conn.execute(
-                "INSERT INTO definitions (name, uuid, xml, persistent, autostart, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO definitions"
+                " (name, uuid, xml, persistent, autostart, origin, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(name) DO UPDATE SET uuid = excluded.uuid, xml = excluded.xml,"
                 " persistent = excluded.persistent, autostart = excluded.autostart,"
-                " updated = excluded.updated",
-                (name, uuid, xml, int(persistent), int(autostart), now, now),
+                " origin = excluded.origin, updated = excluded.updated",
+                (name, uuid, xml, int(persistent), int(autostart), origin, now, now),
             )
 
     def get_definition(self, name: str) -> StoredDefinition | None:
         with self._guard():
             row = self._conn.execute(
-                "SELECT name, uuid, xml, persistent, autostart FROM definitions WHERE name = ?",
+                "SELECT name, uuid, xml, persistent, autostart, origin FROM definitions"
+                " WHERE name = ?",
                 (name,),
             ).fetchone()
         return _definition(row) if row else None
@@ -158,7 +168,7 @@ class Store:
     def get_definition_by_uuid(self, uuid: str) -> StoredDefinition | None:
         with self._guard():
             row = self._conn.execute(
-                "SELECT name, uuid, xml, persistent, autostart FROM definitions"
+                "SELECT name, uuid, xml, persistent, autostart, origin FROM definitions"
                 " WHERE lower(uuid) = lower(?)",
                 (uuid,),
             ).fetchone()
@@ -168,7 +178,8 @@ class Store:
         """All definitions, sorted by name."""
         with self._guard():
             rows = self._conn.execute(
-                "SELECT name, uuid, xml, persistent, autostart FROM definitions ORDER BY name"
+                "SELECT name, uuid, xml, persistent, autostart, origin FROM definitions"
+                " ORDER BY name"
             ).fetchall()
         return [_definition(r) for r in rows]
 
@@ -186,6 +197,21 @@ class Store:
                 (int(flag), time.time(), name),
             )
             return cur.rowcount > 0
+
+    # -- facts about the store ----------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._guard():
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction(), self._guard():
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     # -- runtime status ------------------------------------------------------------------
 
@@ -313,8 +339,8 @@ def _statements(script: str) -> list[str]:
 
 
 def _definition(row: tuple[Any, ...]) -> StoredDefinition:
-    name, uuid, xml, persistent, autostart = row
+    name, uuid, xml, persistent, autostart, origin = row
     return StoredDefinition(
         name=str(name), uuid=str(uuid), xml=str(xml), persistent=bool(persistent),
-        autostart=bool(autostart),
+        autostart=bool(autostart), origin=str(origin),
     )

@@ -27,4 +27,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (netns, name)
     );
     """,
+    # 2: where a definition came from (so `apply --prune` removes only what apply made), and
+    # small facts about the store itself (e.g. that the default network was offered once).
+    """
+    ALTER TABLE definitions ADD COLUMN origin TEXT NOT NULL DEFAULT 'define';
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
