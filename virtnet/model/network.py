@@ -191,6 +191,7 @@ class Domain:
 class DNSForwarder:
     addr: str | None = None
     domain: str | None = None
+    port: int | None = None  # <forwarder addr=... port=...>: a non-standard DNS port
 
 
 @dataclass(frozen=True)
