@@ -86,9 +86,14 @@ def _safe(value: str, element: str) -> str:
     return value
 
 
-def _addr(text: str) -> str:
+def _addr(text: str, element: str = "address") -> str:
     """An address as libvirt's virSocketAddrFormat prints it (canonical, compressed IPv6)."""
-    return str(ipaddress.ip_address(text))
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise InvalidDefinition(
+            f"{text!r} is not an IP address", element=element, hint="give a numeric address"
+        ) from None
 
 
 def lease_time(lease: Lease | None) -> str | None:
