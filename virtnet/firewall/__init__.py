@@ -7,6 +7,7 @@ tables whose drops would kill virtnet's traffic (in nftables a drop at any table
 final, whatever our table accepted).
 """
 
+from virtnet.firewall.diagnose import foreign_drops
 from virtnet.firewall.elements import has_rules, network_elements
 from virtnet.firewall.live import (
     apply_script,
@@ -25,6 +26,7 @@ __all__ = [
     "check_script",
     "delete_table",
     "drift",
+    "foreign_drops",
     "has_rules",
     "network_elements",
     "path_rule_count",

@@ -136,7 +136,7 @@ def _canon_port(value: Any) -> str:
 
 def _canon_verdict(value: Any) -> str:
     if isinstance(value, dict) and len(value) == 1:
-        (kind, arg), = value.items()
+        ((kind, arg),) = value.items()
         if isinstance(arg, dict) and "target" in arg:
             return f"{kind} {arg['target']}"
         return str(kind)

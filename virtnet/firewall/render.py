@@ -27,9 +27,7 @@ _WRAP = 8  # elements per line, to keep scripts readable and lines short
 
 def _element_block(elems: Sequence[Element]) -> str:
     rendered = [e.render() for e in elems]
-    lines = [
-        ", ".join(rendered[i : i + _WRAP]) for i in range(0, len(rendered), _WRAP)
-    ]
+    lines = [", ".join(rendered[i : i + _WRAP]) for i in range(0, len(rendered), _WRAP)]
     return "{ " + ",\n\t\t\t".join(lines) + " }"
 
 

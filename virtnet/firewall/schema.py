@@ -167,7 +167,7 @@ SETS_BY_NAME = {s.name: s for s in SETS}
 
 # In the order nft prints anonymous sets back.
 _HOST_IN = "{ udp . 547, tcp . 53, udp . 53, tcp . 67, udp . 67, udp . 69 }"
-_HOST_OUT = "{ udp . 546, tcp . 53, udp . 53, tcp . 68, udp . 68 }"
+_HOST_OUT = "{ udp . 546, tcp . 53, udp . 53, tcp . 68, udp . 68, udp . 69 }"
 
 
 def _forward_rules() -> tuple[str, ...]:
