@@ -16,7 +16,7 @@ from virtnet.cli.context import make_settings
 from virtnet.errors import VirtnetError
 
 # Modules that add commands. Each defines register(cli: click.Group) -> None.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["virtnet.cli.cmd_host"]
 
 
 class VirtnetGroup(click.Group):
