@@ -93,12 +93,11 @@ def parse_document(text: str | bytes) -> etree._Element:
         msg = str(exc.msg if getattr(exc, "msg", None) else exc)
         if "depth" in msg.lower() or "huge" in msg.lower():
             raise HostileInput(
-                f"document is nested too deeply ({msg})",
+                "document is nested too deeply",
                 hint=f"a network definition is never more than {MAX_DEPTH} elements deep",
             ) from None
-        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
         raise InvalidDefinition(
-            f"not well-formed XML{where}: {msg}",
+            f"not well-formed XML: {msg}",
             hint="fix the XML syntax (check quoting, closing tags and the file's encoding)",
         ) from None
     except ValueError as exc:  # e.g. lxml refusing odd input types/encodings

@@ -1,0 +1,167 @@
+"""Hostile and malformed input: each refused cleanly (HostileInput/InvalidDefinition), fast,
+without reading files, touching the network or expanding entities."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from virtnet.errors import HostileInput, InvalidDefinition, VirtnetError
+from virtnet.libvirtxml import parse_network
+from virtnet.libvirtxml.safe_xml import MAX_BYTES, MAX_DEPTH
+
+GOOD = "<network><name>n1</name><bridge name='vb1'/></network>"
+
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<network><name>&lol9;</name></network>
+"""
+
+XXE_FILE = """<?xml version="1.0"?>
+<!DOCTYPE network [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<network><name>&xxe;</name></network>
+"""
+
+XXE_NETWORK = """<?xml version="1.0"?>
+<!DOCTYPE network SYSTEM "http://192.0.2.1/evil.dtd">
+<network><name>n1</name></network>
+"""
+
+PARAMETER_ENTITY = """<?xml version="1.0"?>
+<!DOCTYPE network [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>
+<network><name>n1</name></network>
+"""
+
+PLAIN_DOCTYPE = """<!DOCTYPE network>
+<network><name>n1</name></network>
+"""
+
+
+def _refused(doc: str | bytes, kind: type[VirtnetError] = InvalidDefinition) -> VirtnetError:
+    start = time.monotonic()
+    with pytest.raises(kind) as info:
+        parse_network(doc)
+    assert time.monotonic() - start < 2.0, "refusing hostile input must be fast"
+    err = info.value
+    assert err.message and err.hint, "a refusal says what is wrong and how to fix it"
+    assert "Traceback" not in str(err)
+    return err
+
+
+def test_good_document_parses() -> None:
+    assert parse_network(GOOD).name == "n1"
+    assert parse_network(GOOD.encode()).name == "n1"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [BILLION_LAUGHS, XXE_FILE, XXE_NETWORK, PARAMETER_ENTITY, PLAIN_DOCTYPE],
+    ids=["billion-laughs", "xxe-file", "xxe-network-dtd", "parameter-entity", "doctype"],
+)
+def test_doctype_and_entities_are_hostile(doc: str) -> None:
+    err = _refused(doc, HostileInput)
+    assert "DOCTYPE" in err.message or "ENTITY" in err.message
+    assert "root:" not in str(err), "no file content may leak into the message"
+
+
+def test_doctype_in_utf16_is_still_refused() -> None:
+    _refused(XXE_FILE.replace('<?xml version="1.0"?>', "").encode("utf-16"), HostileInput)
+
+
+def test_undeclared_entity_reference_is_refused() -> None:
+    err = _refused("<network><name>&xxe;</name></network>")
+    assert "xxe" in err.message
+
+
+def test_oversized_document_is_hostile() -> None:
+    padding = "<!-- " + "x" * MAX_BYTES + " -->"
+    err = _refused(f"<network><name>n1</name>{padding}</network>", HostileInput)
+    assert str(MAX_BYTES) in err.message
+
+
+def test_just_under_the_limit_parses() -> None:
+    padding = " " * (MAX_BYTES - 200)
+    assert parse_network(f"<network><name>n1</name>{padding}</network>").name == "n1"
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 5, 300, 5000])
+def test_deep_nesting_is_hostile(depth: int) -> None:
+    doc = "<network><name>n1</name><metadata>" + "<a:x xmlns:a='urn:a'>" * depth
+    doc += "</a:x>" * depth + "</metadata></network>"
+    err = _refused(doc, HostileInput)
+    assert "deep" in err.message
+
+
+def test_invalid_utf8_is_refused() -> None:
+    err = _refused(b"<network><name>n\xff\xfe1</name></network>")
+    assert "XML" in err.message or "encoding" in err.message.lower()
+
+
+def test_lone_surrogate_in_str_is_refused() -> None:
+    _refused("<network><name>n\udc801</name></network>")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "",
+        "   \n",
+        "not xml at all",
+        "<network><name>n1</name>",
+        "<network><name>n1</network>",
+        "{\"name\": \"n1\"}",
+        "<network><name>n1</name></network><network/>",
+    ],
+    ids=["empty", "blank", "text", "unclosed", "mismatched", "json", "two-roots"],
+)
+def test_non_xml_is_invalid(doc: str) -> None:
+    _refused(doc)
+
+
+def test_binary_junk_is_invalid() -> None:
+    junk = bytes(range(256)) * 16
+    _refused(junk)
+    _refused(b"\x00\x01\x02\x03<network/>")
+    _refused(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+
+
+def test_wrong_root_element_is_invalid() -> None:
+    err = _refused("<domain><name>vm</name></domain>")
+    assert "<network>" in err.message
+
+
+def test_wrong_input_type_is_invalid() -> None:
+    _refused(12345)  # type: ignore[arg-type]
+
+
+def test_processing_instructions_and_comments_are_ignored() -> None:
+    doc = "<?xml version='1.0'?><!-- c --><network><?pi x?><name>n1<!-- c --></name></network>"
+    assert parse_network(doc).name == "n1"
+
+
+def test_str_with_foreign_encoding_declaration_parses() -> None:
+    doc = "<?xml version='1.0' encoding='ISO-8859-1'?><network><name>réseau</name></network>"
+    assert parse_network(doc).name == "réseau"
+    assert parse_network(doc.encode("iso-8859-1")).name == "réseau"
+
+
+def test_xinclude_is_not_processed() -> None:
+    doc = (
+        "<network xmlns:xi='http://www.w3.org/2001/XInclude'><name>n1</name>"
+        "<description><xi:include href='file:///etc/passwd' parse='text'/></description>"
+        "</network>"
+    )
+    net = parse_network(doc)
+    assert net.description is None
