@@ -50,9 +50,10 @@ class Addrs:
     def render(self) -> str:
         if self.lo == self.hi:
             return str(self.lo)
-        nets = list(ipaddress.summarize_address_range(self.lo, self.hi))
-        if len(nets) == 1:
-            return str(nets[0])
+        lo, size = int(self.lo), int(self.hi) - int(self.lo) + 1
+        if size > 0 and size & (size - 1) == 0 and lo % size == 0:  # an aligned prefix
+            bits = 32 if self.lo.version == 4 else 128
+            return f"{self.lo}/{bits - size.bit_length() + 1}"
         return f"{self.lo}-{self.hi}"
 
     def render_range(self) -> str:
