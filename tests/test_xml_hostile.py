@@ -121,7 +121,7 @@ def test_lone_surrogate_in_str_is_refused() -> None:
         "not xml at all",
         "<network><name>n1</name>",
         "<network><name>n1</network>",
-        "{\"name\": \"n1\"}",
+        '{"name": "n1"}',
         "<network><name>n1</name></network><network/>",
     ],
     ids=["empty", "blank", "text", "unclosed", "mismatched", "json", "two-roots"],

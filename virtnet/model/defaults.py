@@ -4,7 +4,7 @@ Parsing keeps what the user wrote; defining a network completes it the way libvi
 network driver does (networkValidate / networkFindUnusedBridgeName /
 virNetworkSetBridgeMacAddr in libvirt 9.0):
 
-- a UUID is generated when none was given;
+- a UUID is generated when none was given; a bare ``<forward>`` becomes ``mode='nat'``;
 - for the modes that own a bridge (nat, route, open, isolated): a bridge name is chosen when
   none was given — ``virbrN`` with the lowest free N from 0 — or a name template with one
   ``%d`` (e.g. ``vnet%d``) is expanded the same way; STP defaults on and the forward delay 0;
@@ -72,6 +72,9 @@ def fill_defaults(net: Network, *, taken_bridges: Collection[str] = ()) -> Netwo
     changes: dict[str, object] = {}
     if not net.uuid:
         changes["uuid"] = str(uuidlib.uuid4())
+    if net.forward is not None and not net.forward.mode_given:
+        # libvirt stores a bare <forward> as mode='nat' and prints it that way from then on.
+        changes["forward"] = dataclasses.replace(net.forward, mode_given=True)
     if net.mode.has_own_bridge:
         bridge = net.bridge or Bridge()
         template = bridge_template(bridge.name)
