@@ -265,7 +265,7 @@ BAD: list[tuple[str, Network, str, bool]] = [
     ),
     ("fwd-empty", nat(dns=DNS(forwarders=(DNSForwarder(),))), "needs addr", False),
     ("srv-proto", nat(dns=DNS(srvs=(DNSSrv("ldap", "sctp"),))), "not tcp or udp", False),
-    ("srv-long", nat(dns=DNS(srvs=(DNSSrv("x" * 16, "tcp"),))), "longer than 15", False),
+    ("srv-long", nat(dns=DNS(srvs=(DNSSrv("x" * 64, "tcp"),))), "longer than 63", False),
     ("dns-host-empty", nat(dns=DNS(hosts=(DNSHost("192.168.122.5"),))), "at least one", False),
     # routes
     (

@@ -39,7 +39,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # libvirt's schema type dnsName.
 _DNS_NAME = re.compile(r"[A-Za-z0-9.-]+")
 _HOST_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
-_SRV_SERVICE = re.compile(r"[A-Za-z0-9_-]{1,15}")
+_SRV_SERVICE = re.compile(r"[A-Za-z0-9_-]{1,63}")  # one DNS label
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _DUID = re.compile(r"[0-9A-Fa-f]{1,2}(:[0-9A-Fa-f]{1,2})+")
 _DEV_NAME = re.compile(r"[A-Za-z0-9_.\-\\:/]+")  # libvirt's schema type deviceName
@@ -768,8 +768,8 @@ def _check_dns_records(p: _Problems, dns: DNS) -> None:
         if not _hostile_chars(p, el, srv.service) and not _SRV_SERVICE.fullmatch(srv.service):
             p.add(
                 el,
-                f"service name {srv.service!r} is invalid or longer than 15 bytes",
-                "use up to 15 letters, digits, '-' or '_' (like ldap)",
+                f"service name {srv.service!r} is invalid or longer than 63 bytes (one DNS label)",
+                "use up to 63 letters, digits, '-' or '_' (like ldap)",
                 hostile=any(c in srv.service for c in ',"# .'),
             )
         if srv.protocol not in ("tcp", "udp"):
