@@ -42,6 +42,7 @@ class Link:
     lower: tuple[str, ...] = ()  # a VLAN's (or other stacked device's) lower devices
     bond: BondSettings | None = None
     origin: str | None = None  # file or directory it was read from
+    alias: str | None = None  # ifalias: marks the ports virtnet attached ("virtnet-port:...")
 
 
 @dataclass(frozen=True)

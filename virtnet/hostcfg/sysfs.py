@@ -20,6 +20,7 @@ from virtnet.hostcfg.facts import BondSettings, HostView, Link, LinkKind
 from virtnet.hostcfg.modes import parse_mode
 
 ARPHRD_ETHER = "1"
+IFF_UP = 0x1
 
 
 def _read(path: Path) -> str | None:
@@ -97,6 +98,19 @@ def _read_bond_sysfs(dev: Path) -> tuple[BondSettings, tuple[str, ...]] | None:
     return settings, tuple((_read(bonding / "slaves") or "").split())
 
 
+def _state(dev: Path) -> str | None:
+    """ "down" when the device is not set up (IFF_UP clear in ``flags``), else "up"; a bridge
+    with no carrier (all its ports down) is still up for attaching VMs. Without ``flags``,
+    the operstate as it reads."""
+    flags = (_read(dev / "flags") or "").strip()
+    if flags:
+        try:
+            return "up" if int(flags, 16) & IFF_UP else "down"
+        except ValueError:
+            pass
+    return (_read(dev / "operstate") or "").strip() or None
+
+
 def _kind(dev: Path, uevent: str, is_bond: bool) -> LinkKind:
     devtype = ""
     for line in uevent.splitlines():
@@ -144,7 +158,7 @@ def read_sysfs(root: str | Path = "/") -> HostView:
         if not dev.is_dir():
             continue  # bonding_masters and other files
         kind = _kind(dev, _read(dev / "uevent") or "", entry in masters)
-        state = (_read(dev / "operstate") or "").strip() or None
+        state = _state(dev)
         ports: tuple[str, ...] = ()
         bond: BondSettings | None = None
         origin = str(dev)
