@@ -205,14 +205,18 @@ SUBNET_HOST = "10.77.0.1"
 VM1, VM2 = "10.77.0.10", "10.77.0.11"
 HOST_UP, OUTSIDE = "198.51.100.1", "198.51.100.2"
 SNAT_ADDR = "198.51.100.5"
+# IPv6: documentation prefix 2001:db8::/32 only.
+SUBNET6_HOST, VM1_6 = "2001:db8:77::1", "2001:db8:77::10"
+HOST_UP6, OUTSIDE6 = "2001:db8:100::1", "2001:db8:100::2"
 
 _SERVER = """
 import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1); s.settimeout(5)
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1]))); s.listen(1); s.settimeout(5)
 print("ready", flush=True)
 try:
-    c, peer = s.accept(); print(peer[0], peer[1], flush=True); c.close()
+    c, peer = s.accept(); print(peer[0].removeprefix("::ffff:"), peer[1], flush=True); c.close()
 except OSError as e:
     print("none", e, flush=True)
 """
@@ -237,7 +241,7 @@ class Lab:
         return sh(src, "ping", "-c1", "-W1", "-n", dst, check=False).returncode == 0
 
     def tcp(self, src: str, dst_ns: str, dst: str, port: int) -> tuple[bool, str | None]:
-        """Connect from SRC to DST:PORT served in DST_NS; (connected, peer as the server saw it)."""
+        """Connect SRC to DST:PORT served in DST_NS: (connected, "addr port" the server saw)."""
         server = subprocess.Popen(
             ["ip", "netns", "exec", dst_ns, sys.executable, "-c", _SERVER, str(port)],
             stdout=subprocess.PIPE,
@@ -249,7 +253,7 @@ class Lab:
             if out != "ok":
                 return False, None
             peer = server.stdout.readline().split()
-            return True, f"{peer[0]}:{peer[1]}"
+            return True, f"{peer[0]} {peer[1]}"
         finally:
             server.kill()
             server.wait()
@@ -281,23 +285,30 @@ def lab(run_mark: str) -> Iterator[Lab]:
                 f"link set vm{i} up",
             ]
         netns.run(host, ["ip", "-batch", "-"], input="\n".join(batch) + "\n")
-        sh(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sh(host, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+        sh(host, "ip", "addr", "add", f"{SUBNET6_HOST}/64", "dev", br, "nodad")
+        sh(host, "ip", "addr", "add", f"{HOST_UP6}/64", "dev", "up0", "nodad")
+        sh(vm1, "ip", "addr", "add", f"{VM1_6}/64", "dev", "eth0", "nodad")
         for vm, addr in ((vm1, VM1), (vm2, VM2)):
             sh(vm, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
             sh(vm, "ip", "link", "set", "eth0", "up")
             sh(vm, "ip", "route", "add", "default", "via", SUBNET_HOST)
+            sh(vm, "ip", "-6", "route", "add", "default", "via", SUBNET6_HOST, check=False)
         sh(outside, "ip", "addr", "add", f"{OUTSIDE}/24", "dev", "eth0")
         sh(outside, "ip", "link", "set", "eth0", "up")
         # The outside knows the way to the VMs: NAT must still keep it out.
         sh(outside, "ip", "route", "add", "10.77.0.0/24", "via", HOST_UP)
+        sh(outside, "ip", "addr", "add", f"{OUTSIDE6}/64", "dev", "eth0", "nodad")
+        sh(outside, "ip", "route", "add", "2001:db8:77::/64", "via", HOST_UP6)
         yield Lab(host, vm1, vm2, outside, br)
     finally:
         for name in names:
             netns.delete(name)
 
 
-def _apply(lab: Lab, mode: object, **kw: object) -> None:
-    n = net("lab", mode, lab.bridge, f"{SUBNET_HOST}/24", **kw)  # type: ignore[arg-type]
+def _apply(lab: Lab, mode: object, *, v6: bool = False, **kw: object) -> None:
+    ips = [f"{SUBNET_HOST}/24", *([f"{SUBNET6_HOST}/64"] if v6 else [])]
+    n = net("lab", mode, lab.bridge, *ips, **kw)  # type: ignore[arg-type]
     apply_script(lab.host, render_table([n]))  # atomic replace; each test uses its own ports
 
 
@@ -306,7 +317,7 @@ def test_nat_masquerades_out_and_keeps_outside_out(lab: Lab) -> None:
     assert lab.ping(lab.vm1, OUTSIDE)
     ok, peer = lab.tcp(lab.vm1, lab.outside, OUTSIDE, 8101)
     assert ok and peer is not None
-    addr, port = peer.split(":")
+    addr, port = peer.split()
     assert addr == HOST_UP  # the outside sees the host, not 10.77.0.10
     assert 1024 <= int(port) <= 65535
     # Even with a route to the VM subnet via the host, no connection comes in.
@@ -315,7 +326,7 @@ def test_nat_masquerades_out_and_keeps_outside_out(lab: Lab) -> None:
     # VM <-> VM on the bridge works (br_netfilter sends it through our forward chain).
     assert lab.ping(lab.vm1, VM2)
     ok, peer = lab.tcp(lab.vm1, lab.vm2, VM2, 8103)
-    assert ok and peer is not None and peer.startswith(f"{VM1}:")
+    assert ok and peer is not None and peer.startswith(f"{VM1} ")
 
 
 def test_nat_address_range_and_custom_ports(lab: Lab) -> None:
@@ -323,22 +334,22 @@ def test_nat_address_range_and_custom_ports(lab: Lab) -> None:
     _apply(lab, NAT, nat=snat)
     ok, peer = lab.tcp(lab.vm1, lab.outside, OUTSIDE, 8111)
     assert ok and peer is not None
-    addr, port = peer.split(":")
+    addr, port = peer.split()
     assert addr == SNAT_ADDR and 20000 <= int(port) <= 20100
     assert lab.ping(lab.vm1, OUTSIDE)  # ICMP: SNAT without ports
     _apply(lab, NAT, nat=Nat(port_start=30000, port_end=30010))
     ok, peer = lab.tcp(lab.vm1, lab.outside, OUTSIDE, 8112)
     assert ok and peer is not None
-    addr, port = peer.split(":")
+    addr, port = peer.split()
     assert addr == HOST_UP and 30000 <= int(port) <= 30010
 
 
 def test_route_lets_the_outside_in_without_nat(lab: Lab) -> None:
     _apply(lab, ROUTE)
     ok, peer = lab.tcp(lab.outside, lab.vm1, VM1, 8121)
-    assert ok and peer is not None and peer.startswith(f"{OUTSIDE}:")
+    assert ok and peer is not None and peer.startswith(f"{OUTSIDE} ")
     ok, peer = lab.tcp(lab.vm1, lab.outside, OUTSIDE, 8122)
-    assert ok and peer is not None and peer.startswith(f"{VM1}:")  # no masquerade
+    assert ok and peer is not None and peer.startswith(f"{VM1} ")  # no masquerade
 
 
 def test_isolated_blocks_both_ways_but_not_vm_to_vm(lab: Lab) -> None:
@@ -348,9 +359,24 @@ def test_isolated_blocks_both_ways_but_not_vm_to_vm(lab: Lab) -> None:
     assert lab.tcp(lab.outside, lab.vm1, VM1, 8132) == (False, None)
     assert lab.ping(lab.vm1, VM2)
     ok, peer = lab.tcp(lab.vm1, lab.vm2, VM2, 8133)
-    assert ok and peer is not None and peer.startswith(f"{VM1}:")
+    assert ok and peer is not None and peer.startswith(f"{VM1} ")
     # The host itself still answers its VMs (DHCP/DNS live there).
     assert lab.ping(lab.vm1, SUBNET_HOST)
+
+
+def test_ipv6_masqueraded_only_with_nat_ipv6_yes(lab: Lab) -> None:
+    _apply(lab, NAT, v6=True, nat=Nat(ipv6=True))
+    ok, peer = lab.tcp(lab.vm1, lab.outside, OUTSIDE6, 8141)
+    assert ok and peer is not None and peer.split()[0] == HOST_UP6
+    assert lab.tcp(lab.outside, lab.vm1, VM1_6, 8142) == (False, None)
+    # Without ipv6='yes' libvirt routes the IPv6 subnet: no NAT, and open from outside.
+    _apply(lab, NAT, v6=True)
+    ok, peer = lab.tcp(lab.vm1, lab.outside, OUTSIDE6, 8143)
+    assert ok and peer is not None and peer.split()[0] == VM1_6
+    ok, peer = lab.tcp(lab.outside, lab.vm1, VM1_6, 8144)
+    assert ok and peer is not None and peer.split()[0] == OUTSIDE6
+    # IPv4 stays NATed and closed meanwhile.
+    assert lab.tcp(lab.outside, lab.vm1, VM1, 8145) == (False, None)
 
 
 def test_foreign_forward_drop_breaks_nat_and_is_diagnosed(lab: Lab) -> None:

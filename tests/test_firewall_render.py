@@ -212,6 +212,18 @@ def test_missing_bridge_name_and_bad_nat_range_are_definition_errors() -> None:
         render_add(bad)
 
 
+def test_colliding_networks_are_refused_with_a_conflict() -> None:
+    from virtnet.errors import Conflict
+
+    a = net("a", NAT, "vba", "10.20.0.1/24")
+    with pytest.raises(Conflict, match="both use bridge vba"):
+        render_table([a, net("b", ROUTE, "vba", "10.21.0.1/24")])
+    with pytest.raises(Conflict, match="overlaps 10.20.0.0/24 of network 'a'"):
+        render_table([a, net("c", NAT, "vbc", "10.20.0.129/25")])
+    # An open network may reuse anything: it has no rules.
+    assert render_table([a, net("d", OPEN, "vba", "10.20.0.1/24")]) == render_table([a])
+
+
 def test_every_set_named_in_rules_is_declared_and_used() -> None:
     used = set()
     for chain in CHAINS:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 
-from virtnet.errors import InvalidDefinition
+from virtnet.errors import Conflict, InvalidDefinition
 from virtnet.firewall.names import check_ifname
 from virtnet.firewall.parts import Addrs, Element, Ifname, Ports, Verdict
 from virtnet.firewall.schema import (
@@ -160,8 +160,39 @@ def merged_extra_chains(nets: list[Network] | tuple[Network, ...]) -> list[Chain
     return list(chains.values())
 
 
+def check_disjoint(nets: list[Network] | tuple[Network, ...]) -> None:
+    """Refuse two firewalled networks sharing a bridge or overlapping subnets: their set
+    elements would collide (nft refuses overlapping intervals) and one network's stop would
+    remove the other's rules."""
+    bridges: dict[str, str] = {}
+    subnets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    for net in nets:
+        if not has_rules(net):
+            continue
+        if net.bridge_name:
+            other = bridges.setdefault(net.bridge_name, net.name)
+            if other != net.name:
+                raise Conflict(
+                    f"networks '{other}' and '{net.name}' both use bridge {net.bridge_name}",
+                    element=f"network '{net.name}' <bridge name>",
+                    hint="give each network its own bridge (or stop one of them)",
+                )
+        for ip in net.ips:
+            for subnet, owner in subnets:
+                if owner != net.name and subnet.version == ip.network.version:
+                    if subnet.overlaps(ip.network):
+                        raise Conflict(
+                            f"subnet {ip.network} of network '{net.name}' overlaps {subnet} "
+                            f"of network '{owner}'",
+                            element=f"network '{net.name}' <ip address>",
+                            hint="use non-overlapping subnets (or stop the other network)",
+                        )
+            subnets.append((ip.network, net.name))
+
+
 def merged_elements(nets: list[Network] | tuple[Network, ...]) -> Elements:
-    """All networks' elements per set, in order, duplicates (shared names) kept once."""
+    """All networks' elements per set, in order (refuses networks that would collide)."""
+    check_disjoint(nets)
     merged: Elements = defaultdict(list)
     seen: dict[str, set[str]] = defaultdict(set)
     for net in nets:
