@@ -165,3 +165,49 @@ def test_xinclude_is_not_processed() -> None:
     )
     net = parse_network(doc)
     assert net.description is None
+
+
+@pytest.mark.parametrize(
+    ("body", "element"),
+    [
+        ("<domain name='x&#10;dhcp-script=/tmp/evil'/>", "network/domain"),
+        ("<bridge name='br&#9;0'/>", "network/bridge"),
+        ("<forward mode='nat' dev='eth0&#13;'/>", "network/forward"),
+        (
+            "<dns><host ip='10.0.0.5'><hostname>a&#10;b</hostname></host></dns>",
+            "network/dns/host/hostname",
+        ),
+        (
+            "<ip address='10.0.0.1' prefix='24'><tftp root='/srv&#10;enable-tftp'/></ip>",
+            "network/ip/tftp",
+        ),
+    ],
+)
+def test_line_breaks_in_values_are_hostile(body: str, element: str) -> None:
+    # Such values would start a new directive in dnsmasq's configuration.
+    err = _refused(f"<network><name>n1</name>{body}</network>", HostileInput)
+    assert err.element == element
+    assert "line break" in err.message
+
+
+def test_line_break_in_name_is_hostile() -> None:
+    err = _refused("<network><name>n&#10;1</name></network>", HostileInput)
+    assert err.element == "network/name"
+
+
+def test_dnsmasq_option_with_line_break_is_refused() -> None:
+    doc = (
+        "<network xmlns:d='http://libvirt.org/schemas/network/dnsmasq/1.0'><name>n1</name>"
+        "<d:options><d:option value='a=1&#10;dhcp-script=/tmp/x'/></d:options></network>"
+    )
+    err = _refused(doc)
+    assert err.element == "network/d:options/d:option"
+
+
+def test_metadata_may_hold_anything_well_formed() -> None:
+    doc = (
+        "<network><name>n1</name><metadata><a:x xmlns:a='urn:a' v='1&#10;2'>t&#9;</a:x>"
+        "</metadata></network>"
+    )
+    net = parse_network(doc)
+    assert net.metadata is not None and "&#10;" in net.metadata

@@ -14,7 +14,7 @@ import ipaddress
 
 from lxml import etree
 
-from virtnet.errors import InvalidDefinition
+from virtnet.errors import HostileInput, InvalidDefinition
 from virtnet.libvirtxml.parse_parts import (
     ULL_MAX,
     child,
@@ -32,6 +32,7 @@ from virtnet.libvirtxml.values import (
     ip_attr,
     local_name,
     mac,
+    path,
     text,
     tristate,
     uint,
@@ -89,7 +90,34 @@ def parse_network(text_or_bytes: str | bytes) -> Network:
 # --- <network> ---------------------------------------------------------------------------
 
 
+def _refuse_control_characters(root: etree._Element) -> None:
+    """No attribute (nor <name>/<hostname> text) may carry line breaks or control characters.
+
+    Values end up in dnsmasq configuration, firewall scripts and device names, where a line
+    break starts a new directive; libvirt relies on its schema here, we refuse outright.
+    <metadata> is kept as opaque XML and is exempt.
+    """
+    for el in root.iter():
+        if not isinstance(el.tag, str) or el.tag == "metadata":
+            continue
+        if any(anc.tag == "metadata" for anc in el.iterancestors()):
+            continue
+        values = [(f"attribute {k}", str(v)) for k, v in el.attrib.items()]
+        if el.tag in ("name", "hostname"):
+            values.append(("text", "".join(str(t) for t in el.itertext())))
+        for what, value in values:
+            bad = next((c for c in value if ord(c) < 0x20 or ord(c) == 0x7F), None)
+            if bad is not None:
+                shown = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(bad, f"\\x{ord(bad):02x}")
+                raise HostileInput(
+                    f"{what} contains a line break or control character ({shown})",
+                    element=path(el),
+                    hint="write the value on one line without control characters",
+                )
+
+
 def _network(root: etree._Element) -> Network:
+    _refuse_control_characters(root)
     name_el = child(root, "name")
     name = text(name_el)
     if name is None:
@@ -543,14 +571,13 @@ def _check_range(el: etree._Element, start: IPAddr, end: IPAddr, ipdef: IPDef) -
             f"give a range inside {net}",
         )
     if start.version == 4:
-        if net.prefixlen < 31 and start == net.network_address:
+        if start == net.network_address:
             fail(el, f"start of range {start} - {end} is the network address", "start one higher")
-        if net.prefixlen < 31 and end == net.broadcast_address:
+        if end == net.broadcast_address:
             fail(el, f"end of range {start} - {end} is the broadcast address", "end one lower")
-        if int(start) >> 16 != int(end) >> 16:
-            fail(el, f"range {start} - {end} is too large", "keep a range within 65536 addresses")
-    elif int(start) >> 32 != int(end) >> 32:
-        fail(el, f"range {start} - {end} is too large", "keep the range within one /96")
+    # libvirt's legacy limit: only the low 16 bits may differ (at most 65536 addresses)
+    if int(start) >> 16 != int(end) >> 16:
+        fail(el, f"range {start} - {end} is too large (> 65535)", "split it or make it smaller")
     if int(end) < int(start):
         fail(el, f"range {start} - {end} is reversed", "give the lower address as start")
 
