@@ -1,0 +1,606 @@
+"""The engine: start, stop and reconcile virtual networks inside one network namespace.
+
+One apply = one netlink socket (kept for the Engine's life), one atomic ``nft -f``
+transaction, then the dnsmasq changes. Every step registers its undo with a Reverter, so a
+failure part-way leaves nothing behind. Before the first host change the runtime record is
+written with ``state: starting`` (the intent); after a kill -9 at any point the next start,
+stop or reconcile finds that record and removes whatever part of the network exists.
+All of it runs under the Store's per-namespace lock, so concurrent commands queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from virtnet import firewall
+from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
+from virtnet.host import dnsmasq as dnsmasq_proc
+from virtnet.host import leases as leases_mod
+from virtnet.host import ports as ports_mod
+from virtnet.host import record as rec_mod
+from virtnet.host import sysctl
+from virtnet.host.leases import DhcpLease
+from virtnet.host.links import Netlink
+from virtnet.host.nsenter import entered
+from virtnet.host.ports import Port
+from virtnet.host.reverter import Reverter
+from virtnet.model.network import ForwardMode, Network
+from virtnet.plan import (
+    ALIAS_PREFIX,
+    NetworkPlan,
+    Observed,
+    Plan,
+    bridge_changes,
+    desired_state,
+    diff,
+    plan_network,
+)
+from virtnet.store import Store
+
+__all__ = ["DhcpLease", "Engine", "Port", "StartReport"]
+
+# Test hook: the applying process SIGKILLs itself when it reaches this step (crash tests).
+CRASH_ENV = "VIRTNET_TEST_CRASH_AT"
+START_STEPS = ("intent", "bridge", "sysctl", "address", "firewall", "files", "dnsmasq", "active")
+
+
+@dataclass(frozen=True)
+class StartReport:
+    name: str
+    bridge: str
+    changed: bool  # False: it was already running with this definition (no-op)
+    messages: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def _step(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+class Engine:
+    """Virtual networks in namespace NETNS (None: the root namespace), state in STATE_DIR."""
+
+    def __init__(self, state_dir: Path | str, netns: str | None) -> None:
+        self.state_dir = Path(state_dir)
+        self.netns = netns
+        self.store = Store(self.state_dir)
+        self._nl: Netlink | None = None
+
+    # -- lifecycle of the engine object -------------------------------------------------
+
+    def close(self) -> None:
+        if self._nl is not None:
+            self._nl.close()
+            self._nl = None
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def nl(self) -> Netlink:
+        if self._nl is None:
+            self._nl = Netlink(self.netns)
+        return self._nl
+
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return self.store.host_lock(self.netns)
+
+    def _record(self, name: str) -> dict[str, Any] | None:
+        return self.store.get_runtime(self.netns, name)
+
+    def _put(self, name: str, rec: dict[str, Any]) -> None:
+        self.store.put_runtime(self.netns, name, rec)
+
+    # -- queries ------------------------------------------------------------------------
+
+    def is_active(self, name: str) -> bool:
+        rec = self._record(name)
+        return rec is not None and rec.get("state") == rec_mod.ACTIVE
+
+    def active(self) -> list[str]:
+        return sorted(
+            n for n, r in self.store.list_runtime(self.netns).items()
+            if r.get("state") == rec_mod.ACTIVE
+        )
+
+    def definition(self, name: str) -> Network:
+        """The definition an active network runs with."""
+        return rec_mod.network_from_json(self._active_record(name)["definition"])
+
+    def _active_record(self, name: str) -> dict[str, Any]:
+        rec = self._record(name)
+        if rec is None or rec.get("state") != rec_mod.ACTIVE:
+            raise NotFound(
+                f"network {name!r} is not active"
+                + (f" in namespace {self.netns}" if self.netns else ""),
+                hint=f"start it first (virtnet net-start {name})",
+            )
+        return rec
+
+    def _active_networks(self) -> dict[str, Network]:
+        return {
+            n: rec_mod.network_from_json(r["definition"])
+            for n, r in self.store.list_runtime(self.netns).items()
+            if r.get("state") == rec_mod.ACTIVE
+        }
+
+    # -- planning -----------------------------------------------------------------------
+
+    def plan(self, nets: Sequence[Network], *, against_host: bool = True) -> Plan:
+        """The desired state for NETS and, if the namespace exists, its difference there."""
+        merged = dict(self._active_networks()) if against_host else {}
+        merged.update({n.name: n for n in nets})
+        desired = desired_state(nets, self.state_dir, table_for=list(merged.values()))
+        if not against_host or (self.netns is not None and not _netns_exists(self.netns)):
+            return Plan(desired)
+        return Plan(desired, tuple(diff(desired, self._observe(desired.networks, merged))))
+
+    def _observe(self, plans: Sequence[NetworkPlan], merged: dict[str, Network]) -> Observed:
+        bridges = {}
+        sysctls: dict[str, str | None] = {}
+        files: dict[Path, str | None] = {}
+        running: dict[str, bool] = {}
+        for p in plans:
+            seen = self.nl.observe_bridge(p.bridge.name)
+            if seen is not None:
+                bridges[p.bridge.name] = seen
+            with entered(self.netns):
+                for sc in p.sysctls:
+                    sysctls[sc.path] = sysctl.read(sc.path)
+            if p.dnsmasq is not None:
+                for path, _ in p.dnsmasq.files:
+                    files[path] = path.read_text() if path.exists() else None
+                pid = dnsmasq_proc.read_pid(p.dnsmasq.pidfile)
+                running[p.name] = pid is not None and dnsmasq_proc.is_ours(pid, p.dnsmasq.conf)
+        drift = tuple(firewall.drift(self.netns, list(merged.values())))
+        return Observed(bridges=bridges, sysctls=sysctls, files=files, dnsmasq_running=running,
+                        nft_drift=drift)
+
+    # -- start --------------------------------------------------------------------------
+
+    def start(self, net: Network) -> StartReport:
+        """Start NET; a no-op when it already runs with this definition."""
+        t0 = time.perf_counter()
+        plan = plan_network(net, self.state_dir)  # pure: bad definitions fail before any change
+        with self._lock():
+            rec = self._record(net.name)
+            if rec is not None and rec.get("state") == rec_mod.ACTIVE:
+                if rec_mod.network_from_json(rec["definition"]) != net:
+                    raise Conflict(
+                        f"network {net.name!r} is already active with a different definition",
+                        hint=f"stop it first (virtnet net-destroy {net.name}), then start it",
+                    )
+                return StartReport(net.name, plan.bridge.name, False, self._messages(net),
+                                   time.perf_counter() - t0)
+            if rec is not None:  # an interrupted start or stop: clear its leftovers first
+                self._teardown(net.name, rec, crashed=True)
+                self.store.delete_runtime(self.netns, net.name)
+            self._check_bridge_free(plan)
+            self._apply_start(plan)
+        return StartReport(net.name, plan.bridge.name, True, self._messages(net),
+                           time.perf_counter() - t0)
+
+    def _check_bridge_free(self, plan: NetworkPlan) -> None:
+        link = self.nl.get(plan.bridge.name)
+        if link is None:
+            return
+        if link.alias == plan.bridge.alias:
+            self.nl.delete(link.name)  # our own orphan (record lost): start afresh
+            return
+        owner = (
+            f"virtnet network {link.alias[len(ALIAS_PREFIX):]!r}"
+            if link.alias and link.alias.startswith(ALIAS_PREFIX) else "something else"
+        )
+        raise Conflict(
+            f"cannot start network {plan.name!r}: interface {plan.bridge.name!r} already exists "
+            f"in namespace {self.netns or 'root'} (used by {owner})",
+            element="bridge",
+            hint="give the network another <bridge name=...> or remove that interface",
+        )
+
+    def _apply_start(self, plan: NetworkPlan) -> None:
+        net, spec, dm = plan.network, plan.bridge, plan.dnsmasq
+        rec: dict[str, Any] = {
+            "state": rec_mod.STARTING,
+            "definition": rec_mod.network_to_json(net),
+            "bridge": spec.name,
+            "firewall": plan.firewall,
+            "dnsmasq": None if dm is None else {
+                "conf": str(dm.conf), "pidfile": str(dm.pidfile), "pid": None,
+                "leasefile": str(dm.leasefile),
+                "files": [str(p) for p, _ in dm.files]
+                + [str(dm.pidfile), str(dm.leasefile), str(dm.logfile)],
+            },
+            "ports": False,
+            "started": time.time(),
+        }
+        _step("intent")
+        self._put(net.name, rec)
+        step = "recording the intent"
+        rv = Reverter()
+        rv.add("runtime record", lambda: self.store.delete_runtime(self.netns, net.name))
+        try:
+            step = f"creating bridge {spec.name}"
+            _step("bridge")
+            index = self.nl.create_bridge(spec)
+            rv.add(f"bridge {spec.name}", lambda: self.nl.delete(spec.name))
+            step = "setting sysctls"
+            _step("sysctl")
+            self._set_sysctls(plan)
+            step = f"configuring bridge {spec.name}"
+            _step("address")
+            self.nl.configure_bridge(index, spec)
+            if plan.firewall:
+                step = "adding firewall rules"
+                _step("firewall")
+                self._firewall_add(net)
+                rv.add("firewall rules", lambda: self._firewall_remove(net))
+            if dm is not None:
+                step = "writing dnsmasq files"
+                _step("files")
+                self._write_files(dm.files)
+                rv.add("dnsmasq files", lambda: self._remove_files(rec["dnsmasq"]["files"]))
+                step = "starting dnsmasq"
+                _step("dnsmasq")
+                pid = dnsmasq_proc.start(self.netns, dm.conf, dm.pidfile)
+                rv.add(f"dnsmasq {pid}", lambda: dnsmasq_proc.stop(pid, dm.conf))
+                rec["dnsmasq"]["pid"] = pid
+            step = "recording the network as active"
+            _step("active")
+            rec["state"] = rec_mod.ACTIVE
+            self._put(net.name, rec)
+            rv.success()
+        except BaseException as exc:
+            left = rv.revert()
+            if not isinstance(exc, Exception):
+                raise
+            detail = str(exc) if isinstance(exc, VirtnetError) else f"{type(exc).__name__}: {exc}"
+            raise HostError(
+                f"starting network {net.name!r} failed while {step}: {detail}; "
+                + ("everything it had done was undone" if not left
+                   else "could not undo: " + "; ".join(left)),
+                hint=getattr(exc, "hint", None),
+            ) from None
+
+    def _set_sysctls(self, plan: NetworkPlan) -> list[str]:
+        changed = []
+        with entered(self.netns):
+            for sc in plan.sysctls:
+                if sysctl.read(sc.path) != sc.value:
+                    sysctl.write(sc.path, sc.value)
+                    changed.append(str(sc))
+        return changed
+
+    def _write_files(self, files: Sequence[tuple[Path, str]]) -> None:
+        for path, text in files:
+            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            # dnsmasq re-reads host files as its unprivileged user on SIGHUP: world-readable.
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+
+    def _remove_files(self, files: Sequence[str]) -> None:
+        for f in files:
+            _unlink(Path(f))
+
+    # -- firewall -----------------------------------------------------------------------
+
+    def _firewall_add(self, net: Network) -> None:
+        """The incremental script (cost independent of how many networks run); the whole
+        table when the incremental one cannot apply (no table yet, or it was flushed)."""
+        try:
+            firewall.apply_script(self.netns, firewall.render_add(net))
+        except VirtnetError:
+            nets = [n for n in self._active_networks().values() if n.name != net.name]
+            firewall.apply_script(self.netns, firewall.render_table([*nets, net]))
+
+    def _firewall_remove(self, net: Network) -> None:
+        try:
+            firewall.apply_script(self.netns, firewall.render_remove(net))
+        except VirtnetError:
+            self._firewall_rebuild(exclude=net.name)
+
+    def _firewall_rebuild(self, exclude: str | None = None) -> None:
+        nets = [n for n in self._active_networks().values() if n.name != exclude]
+        firewall.apply_script(self.netns, firewall.render_table(nets))
+
+    # -- stop ---------------------------------------------------------------------------
+
+    def stop(self, name: str) -> None:
+        """Remove everything network NAME has here (bridge, ports, rules, dnsmasq, files)."""
+        with self._lock():
+            rec = self._record(name)
+            if rec is None:
+                raise NotFound(
+                    f"network {name!r} is not active"
+                    + (f" in namespace {self.netns}" if self.netns else ""),
+                    hint="virtnet net-list --all shows which networks are running",
+                )
+            crashed = rec.get("state") != rec_mod.ACTIVE
+            if not crashed:
+                rec["state"] = rec_mod.STOPPING
+                self._put(name, rec)
+            self._teardown(name, rec, crashed=crashed)
+            self.store.delete_runtime(self.netns, name)
+
+    def _teardown(self, name: str, rec: dict[str, Any], *, crashed: bool) -> list[str]:
+        """Remove what REC says the network has. CRASHED: the record may be ahead of the host
+        (an interrupted start), so missing pieces are fine and processes are searched for."""
+        done: list[str] = []
+        errors: list[str] = []
+
+        def attempt(what: str, fn: Callable[[], object]) -> None:
+            try:
+                if fn() is not False:
+                    done.append(what)
+            except Exception as exc:
+                errors.append(f"{what}: {exc}")
+
+        net = rec_mod.network_from_json(rec["definition"])
+        dm = rec.get("dnsmasq")
+        if dm:
+            conf = Path(dm["conf"])
+            pids = {dm["pid"]} if dm.get("pid") else set()
+            pid = dnsmasq_proc.read_pid(Path(dm["pidfile"]))
+            if pid:
+                pids.add(pid)
+            if crashed or not pids:
+                pids.update(dnsmasq_proc.find(conf))
+            for pid in sorted(pids):
+                attempt(f"dnsmasq {pid}", _bind(dnsmasq_proc.stop, pid, conf))
+            attempt("dnsmasq files", lambda: self._remove_files(dm["files"]))
+        bridge = rec["bridge"]
+        if rec.get("ports") or crashed:
+            for port in ports_mod.of_network(self.nl, name, bridge, None):
+                attempt(f"port {port.name}", _bind(self.nl.delete, port.name))
+        link = self.nl.get(bridge)
+        if link is not None and (link.alias == ALIAS_PREFIX + name or (crashed and not link.alias)):
+            attempt(f"bridge {bridge}", lambda: self.nl.delete(bridge))
+        if rec.get("firewall"):
+            others = [n for n, r in self.store.list_runtime(self.netns).items()
+                      if n != name and r.get("firewall")]
+            if not others:  # the last one: the table goes too, the namespace is as before
+                attempt("firewall table", lambda: firewall.delete_table(self.netns))
+            elif crashed:
+                attempt("firewall rules", lambda: self._firewall_rebuild(exclude=name))
+            else:
+                attempt("firewall rules", lambda: self._firewall_remove(net))
+        if errors:
+            raise HostError(
+                f"stopping network {name!r}: could not remove " + "; ".join(errors),
+                hint="run 'virtnet reconcile' to retry",
+            )
+        return done
+
+    # -- reconcile ----------------------------------------------------------------------
+
+    def reconcile(self, names: Sequence[str] | None = None) -> list[str]:
+        """Repair drift of the active networks (all, or NAMES); returns the repairs made."""
+        repairs: list[str] = []
+        with self._lock():
+            records = self.store.list_runtime(self.netns)
+            if names is not None:
+                missing = [n for n in names if n not in records]
+                if missing:
+                    raise NotFound(f"network(s) not active: {', '.join(missing)}")
+                records = {n: records[n] for n in names}
+            for name, rec in records.items():
+                if rec.get("state") != rec_mod.ACTIVE:
+                    self._teardown(name, rec, crashed=True)
+                    self.store.delete_runtime(self.netns, name)
+                    repairs.append(f"{name}: removed the leftovers of an interrupted start/stop")
+                    continue
+                repairs += [f"{name}: {r}" for r in self._repair(name, rec)]
+            active = list(self._active_networks().values())
+            if names is None:
+                for net_name, link in self.nl.owned_bridges().items():
+                    if net_name not in records:
+                        self.nl.delete(link.name)
+                        repairs.append(f"{net_name}: removed orphan bridge {link.name}")
+            drift = firewall.drift(self.netns, active)
+            if drift:
+                firewall.apply_script(self.netns, firewall.render_table(active))
+                repairs.append("nftables: table inet virtnet restored (" + "; ".join(drift) + ")")
+        return repairs
+
+    def _repair(self, name: str, rec: dict[str, Any]) -> list[str]:
+        net = rec_mod.network_from_json(rec["definition"])
+        plan = plan_network(net, self.state_dir)
+        spec = plan.bridge
+        out: list[str] = []
+        seen = self.nl.observe_bridge(spec.name)
+        recreated = False
+        if seen is None:
+            index = self.nl.create_bridge(spec)
+            self._set_sysctls(plan)
+            self.nl.configure_bridge(index, spec)
+            out.append(f"bridge {spec.name} recreated")
+            recreated = True
+            for port in ports_mod.of_network(self.nl, name, spec.name, index):
+                link = self.nl.get(port.name)
+                if link is not None:
+                    self.nl.set_master(link.index, index)
+                    out.append(f"port {port.name} re-attached")
+        else:
+            changes = bridge_changes(spec, seen)
+            if changes:
+                link = self.nl.get(spec.name)
+                assert link is not None
+                self.nl.fix_bridge(link.index, spec, seen)
+                out += [f"bridge: {c}" for c in changes]
+        out += [f"sysctl {s} restored" for s in self._set_sysctls(plan)]
+        dm = plan.dnsmasq
+        if dm is not None:
+            stale = [p for p, text in dm.files if not p.exists() or p.read_text() != text]
+            if stale:
+                self._write_files(dm.files)
+                out.append("dnsmasq files rewritten: " + ", ".join(p.name for p in stale))
+            pid = rec["dnsmasq"].get("pid")
+            alive = pid is not None and dnsmasq_proc.is_ours(pid, dm.conf)
+            if alive and (recreated or stale):
+                dnsmasq_proc.stop(pid, dm.conf)  # its sockets were bound to the old bridge
+                alive = False
+            if not alive:
+                new = dnsmasq_proc.start(self.netns, dm.conf, dm.pidfile)
+                rec["dnsmasq"]["pid"] = new
+                self._put(name, rec)
+                out.append(f"dnsmasq restarted (pid {new})")
+        return out
+
+    # -- DHCP hosts ---------------------------------------------------------------------
+
+    def update_dhcp_hosts(self, net: Network) -> None:
+        """Rewrite the host files of active network NET and SIGHUP its dnsmasq."""
+        with self._lock():
+            rec = self._active_record(net.name)
+            plan = plan_network(net, self.state_dir)
+            if plan.dnsmasq is None or not rec.get("dnsmasq"):
+                raise Conflict(f"network {net.name!r} runs no dnsmasq: it has no DHCP hosts",
+                               hint="add an <ip> with <dhcp> to the network")
+            conf_now = Path(plan.dnsmasq.conf).read_text()
+            conf_new = dict(plan.dnsmasq.files)[plan.dnsmasq.conf]
+            if conf_new != conf_now:
+                raise Conflict(
+                    f"network {net.name!r}: the change needs more than new DHCP hosts",
+                    hint="restart the network for changes other than <host>/<dns><host>",
+                )
+            self._write_files(plan.dnsmasq.files)
+            pid = rec["dnsmasq"]["pid"]
+            if not dnsmasq_proc.signal_pid(pid, plan.dnsmasq.conf, signal.SIGHUP):
+                raise HostError(f"dnsmasq of network {net.name!r} is not running",
+                                hint="run 'virtnet reconcile' to restart it")
+            rec["definition"] = rec_mod.network_to_json(net)
+            self._put(net.name, rec)
+
+    def leases(self, network: str) -> list[DhcpLease]:
+        rec = self._active_record(network)
+        dm = rec.get("dnsmasq")
+        if not dm:
+            return []
+        return leases_mod.read(Path(dm["leasefile"]))
+
+    # -- ports --------------------------------------------------------------------------
+
+    def add_port(
+        self,
+        network: str,
+        *,
+        kind: str = "veth",
+        name: str | None = None,
+        peer_netns: str | None = None,
+        peer_name: str = "eth0",
+        mac: str | None = None,
+    ) -> Port:
+        """Attach a port to active NETWORK: a veth with its far end in PEER_NETNS, or a tap."""
+        if mac is not None:
+            mac = _check_mac(mac)
+        with self._lock():
+            rec = self._active_record(network)
+            bridge = rec["bridge"]
+            link = self.nl.get(bridge)
+            if link is None:
+                raise HostError(f"bridge {bridge} of network {network!r} is missing",
+                                hint="run 'virtnet reconcile' to recreate it")
+            if not rec.get("ports"):
+                rec["ports"] = True  # before the port exists: stop then looks for ports
+                self._put(network, rec)
+            return ports_mod.create(
+                self.nl, network=network, bridge=bridge, bridge_index=link.index, kind=kind,
+                name=name, peer_netns=peer_netns, peer_name=peer_name, mac=mac,
+            )
+
+    def list_ports(self, network: str) -> list[Port]:
+        rec = self._active_record(network)
+        link = self.nl.get(rec["bridge"])
+        return ports_mod.of_network(self.nl, network, rec["bridge"],
+                                    link.index if link else None)
+
+    def delete_port(self, network: str, port_name: str) -> None:
+        with self._lock():
+            rec = self._active_record(network)
+            link = self.nl.get(port_name)
+            port = ports_mod.parse_alias(link, rec["bridge"]) if link else None
+            if port is None or port.network != network:
+                raise NotFound(f"network {network!r} has no port {port_name!r}",
+                               hint=f"virtnet port-list {network} shows its ports")
+            self.nl.delete(port_name)
+
+    # -- messages -----------------------------------------------------------------------
+
+    def _messages(self, net: Network) -> tuple[str, ...]:
+        if net.mode is not ForwardMode.ROUTE:
+            return ()
+        out = []
+        for ip in net.ips:
+            host = self._uplink_address(6 if ip.is_ipv6 else 4)
+            if host:
+                out.append(f"{ip.network} via {host}")
+            else:
+                out.append(
+                    f"{ip.network} via <this host's address on the external network> "
+                    "(unknown: the host has no default route)"
+                )
+        return tuple(f"routed network {net.name!r}: systems on the external network need "
+                     f"the route {m}" for m in out)
+
+    def _uplink_address(self, family: int) -> str | None:
+        """The host's own address on its default route's interface (its uplink)."""
+        import socket
+
+        fam = socket.AF_INET6 if family == 6 else socket.AF_INET
+        try:
+            for route in self.nl.ipr.route("dump", family=fam):
+                if route["dst_len"] != 0 or route.get_attr("RTA_TABLE") not in (254, None):
+                    continue
+                src = route.get_attr("RTA_PREFSRC")
+                if src:
+                    return str(src)
+                oif = route.get_attr("RTA_OIF")
+                for addr in self.nl.ipr.addr("dump", family=fam, index=oif):
+                    if addr["index"] == oif and addr["scope"] == 0:
+                        return str(addr.get_attr("IFA_ADDRESS"))
+        except Exception:
+            return None
+        return None
+
+
+def _bind(fn: Callable[..., object], *args: Any) -> Callable[[], object]:
+    return lambda: fn(*args)
+
+
+def _netns_exists(name: str) -> bool:
+    from virtnet.host import netns
+
+    return netns.exists(name)
+
+
+def _check_mac(mac: str) -> str:
+    from virtnet.errors import InvalidDefinition
+
+    parts = mac.lower().split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p)
+                                  for p in parts):
+        raise InvalidDefinition(f"MAC address {mac!r} is not valid", element="mac",
+                                hint="use six hex pairs, e.g. 52:54:00:12:34:56")
+    if int(parts[0], 16) & 1:
+        raise InvalidDefinition(f"MAC address {mac!r} is a multicast address", element="mac",
+                                hint="the first octet must be even, e.g. 52:54:00:...")
+    return ":".join(parts)

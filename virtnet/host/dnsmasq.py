@@ -1,0 +1,130 @@
+"""One dnsmasq process per network: start it inside a namespace, signal it, stop it.
+
+dnsmasq daemonizes itself: its parent exits only once the daemon has read its configuration
+and bound its sockets, so a bad configuration or a busy port is reported synchronously.
+A PID is only ever signalled after /proc/PID/cmdline shows our own configuration path, and
+through a pidfd, so a recycled PID is never hit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import select
+import signal
+import subprocess
+from pathlib import Path
+
+from virtnet.errors import HostError
+from virtnet.host.nsenter import entered
+
+DNSMASQ = "dnsmasq"
+
+
+def run_user() -> str:
+    """The unprivileged user dnsmasq switches to: 'dnsmasq' (Debian's dnsmasq-base) or nobody."""
+    try:
+        pwd.getpwnam("dnsmasq")
+        return "dnsmasq"
+    except KeyError:
+        return "nobody"
+
+
+def conf_arg(conf: Path) -> str:
+    return f"--conf-file={conf}"
+
+
+def start(netns: str | None, conf: Path, pidfile: Path) -> int:
+    """Start dnsmasq for CONF inside NETNS; returns the daemon's PID."""
+    argv = [DNSMASQ, conf_arg(conf), f"--user={run_user()}"]
+    with contextlib.suppress(FileNotFoundError):
+        pidfile.unlink()
+    with entered(netns):
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise HostError(f"cannot run dnsmasq: {exc}", hint="install dnsmasq-base") from None
+    if proc.returncode != 0:
+        raise HostError(
+            f"dnsmasq refused to start for {conf}: {(proc.stderr or proc.stdout).strip()}",
+            hint="check the network's dnsmasq:options and that its addresses are not in use",
+        )
+    pid = read_pid(pidfile)
+    if pid is None:
+        raise HostError(f"dnsmasq for {conf} started but wrote no pid file {pidfile}")
+    return pid
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def is_ours(pid: int, conf: Path) -> bool:
+    """True when PID is a live (not zombie) dnsmasq started with CONF."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            args = fh.read().split(b"\0")
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != b"Z" and conf_arg(conf).encode() in args
+
+
+def find(conf: Path) -> list[int]:
+    """PIDs of dnsmasq processes running CONF (used to clean up after a crash)."""
+    needle = conf_arg(conf).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if needle in fh.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return [pid for pid in found if is_ours(pid, conf)]
+
+
+def signal_pid(pid: int, conf: Path, sig: int) -> bool:
+    """Send SIG to PID if it is our dnsmasq for CONF; False if it is not (or gone)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if not is_ours(pid, conf):
+            return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def stop(pid: int, conf: Path, *, timeout: float = 2.0) -> bool:
+    """Terminate our dnsmasq PID and wait for it to exit; False if it was not running."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if not is_ours(pid, conf):
+            return False
+        signal.pidfd_send_signal(fd, signal.SIGTERM)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(int(timeout * 1000)):
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            poller.poll(int(timeout * 1000))
+        return True
+    except ProcessLookupError:
+        return True
+    finally:
+        os.close(fd)

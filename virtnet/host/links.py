@@ -1,0 +1,229 @@
+"""Links in one namespace over one netlink socket: virtnet's bridges and the ports on them.
+
+The socket is opened inside the target namespace (``nsenter``) and used for the whole apply.
+Every bridge virtnet creates carries the alias ``virtnet:NETWORK`` and every port
+``virtnet-port:NETWORK ...``, so what is ours can always be found again, even after a crash.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from virtnet.errors import HostError
+from virtnet.host.nsenter import entered
+from virtnet.plan import BridgeSpec, ObservedBridge
+
+PORT_ALIAS = "virtnet-port:"
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    index: int
+    name: str
+    kind: str
+    alias: str | None
+    master: int | None
+    mac: str
+    mtu: int
+    up: bool
+    stp: bool | None
+
+
+def _attr(msg: Any, name: str) -> Any:
+    return msg.get_attr(name) if hasattr(msg, "get_attr") else msg.get(name)
+
+
+def _info(msg: Any) -> LinkInfo:
+    linkinfo = _attr(msg, "IFLA_LINKINFO")
+    kind = linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo is not None else None
+    stp = None
+    if kind == "bridge":
+        data = linkinfo.get_attr("IFLA_INFO_DATA")
+        stp = bool(data.get_attr("IFLA_BR_STP_STATE")) if data is not None else None
+    return LinkInfo(
+        index=msg["index"],
+        name=_attr(msg, "IFLA_IFNAME"),
+        kind=kind or "device",
+        alias=_attr(msg, "IFLA_IFALIAS") or None,
+        master=_attr(msg, "IFLA_MASTER"),
+        mac=(_attr(msg, "IFLA_ADDRESS") or "").lower(),
+        mtu=_attr(msg, "IFLA_MTU") or 0,
+        up=bool(msg["flags"] & 1),
+        stp=stp,
+    )
+
+
+class Netlink:
+    """One rtnetlink socket inside NETNS (None: the caller's namespace)."""
+
+    def __init__(self, netns: str | None) -> None:
+        self.netns = netns
+        with entered(netns):
+            self.ipr = IPRoute()
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def __enter__(self) -> Netlink:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, name: str) -> LinkInfo | None:
+        try:
+            return _info(self.ipr.link("get", ifname=name)[0])
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return None
+            raise HostError(f"cannot read link {name}: {exc}") from None
+
+    def links(self) -> Iterator[LinkInfo]:
+        for msg in self.ipr.link("dump"):
+            yield _info(msg)
+
+    def addresses(self, index: int) -> frozenset[str]:
+        """CIDR addresses on a link, without IPv6 link-local ones (the kernel adds those)."""
+        out = set()
+        for msg in self.ipr.addr("dump", index=index):
+            if msg["index"] != index:
+                continue
+            addr = _attr(msg, "IFA_ADDRESS")
+            if addr is None:
+                continue
+            iface = ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}")
+            if iface.version == 6 and iface.ip.is_link_local:
+                continue
+            out.add(str(iface))
+        return frozenset(out)
+
+    def observe_bridge(self, name: str) -> ObservedBridge | None:
+        link = self.get(name)
+        if link is None:
+            return None
+        return ObservedBridge(
+            name=link.name,
+            alias=link.alias,
+            mac=link.mac,
+            mtu=link.mtu,
+            stp=bool(link.stp),
+            addresses=self.addresses(link.index),
+            up=link.up,
+            kind=link.kind,
+        )
+
+    def owned_bridges(self) -> dict[str, LinkInfo]:
+        """virtnet's bridges in this namespace, by network name (from their alias)."""
+        from virtnet.plan import ALIAS_PREFIX
+
+        return {
+            link.alias[len(ALIAS_PREFIX):]: link
+            for link in self.links()
+            if link.kind == "bridge" and link.alias and link.alias.startswith(ALIAS_PREFIX)
+        }
+
+    # -- changing -----------------------------------------------------------------------
+
+    def create_bridge(self, spec: BridgeSpec) -> int:
+        """Create the bridge, down, with its MAC, MTU and STP; returns its index."""
+        kw: dict[str, Any] = {
+            "ifname": spec.name,
+            "kind": "bridge",
+            "br_stp_state": int(spec.stp),
+            "br_forward_delay": spec.delay * 100,  # clock ticks (USER_HZ)
+        }
+        if spec.mac:
+            kw["address"] = spec.mac
+        if spec.mtu:
+            kw["mtu"] = spec.mtu
+        try:
+            self.ipr.link("add", **kw)
+        except NetlinkError as exc:
+            raise HostError(f"cannot create bridge {spec.name}: {exc.args[-1]}") from None
+        link = self.get(spec.name)
+        if link is None:
+            raise HostError(f"bridge {spec.name} vanished right after it was created")
+        return link.index
+
+    def set_alias(self, index: int, alias: str) -> None:
+        self._set(index, ifalias=alias)
+
+    def add_address(self, index: int, cidr: str, dev: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        try:
+            self.ipr.addr(
+                "add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen
+            )
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise HostError(f"cannot add address {cidr} to {dev}: {exc.args[-1]}") from None
+
+    def del_address(self, index: int, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        try:
+            self.ipr.addr(
+                "del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen
+            )
+        except NetlinkError as exc:
+            if exc.code not in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                raise HostError(f"cannot remove address {cidr}: {exc.args[-1]}") from None
+
+    def set_up(self, index: int) -> None:
+        self._set(index, state="up")
+
+    def set_master(self, index: int, master: int) -> None:
+        self._set(index, master=master)
+
+    def configure_bridge(self, index: int, spec: BridgeSpec) -> None:
+        """Alias, addresses and up: what makes a created bridge the network's bridge."""
+        self.set_alias(index, spec.alias)
+        for cidr in spec.addresses:
+            self.add_address(index, cidr, spec.name)
+        self.set_up(index)
+
+    def fix_bridge(self, index: int, spec: BridgeSpec, seen: ObservedBridge) -> None:
+        """Bring an existing bridge back to SPEC (what reconcile does after drift)."""
+        if seen.alias != spec.alias:
+            self.set_alias(index, spec.alias)
+        if spec.mac and seen.mac != spec.mac:
+            self._set(index, address=spec.mac)
+        if spec.mtu and seen.mtu != spec.mtu:
+            self._set(index, mtu=spec.mtu)
+        if seen.stp != spec.stp:
+            self._set(index, kind="bridge", br_stp_state=int(spec.stp))
+        for cidr in seen.addresses - set(spec.addresses):
+            self.del_address(index, cidr)
+        for cidr in spec.addresses:
+            if cidr not in seen.addresses:
+                self.add_address(index, cidr, spec.name)
+        if not seen.up:
+            self.set_up(index)
+
+    def delete(self, name: str) -> bool:
+        """Delete link NAME; False if it was not there."""
+        try:
+            self.ipr.link("del", ifname=name)
+            return True
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return False
+            raise HostError(f"cannot delete link {name}: {exc.args[-1]}") from None
+
+    def _set(self, index: int, **kw: Any) -> None:
+        try:
+            self.ipr.link("set", index=index, **kw)
+        except NetlinkError as exc:
+            what = ", ".join(kw)
+            raise HostError(f"cannot set {what} on link #{index}: {exc.args[-1]}") from None
