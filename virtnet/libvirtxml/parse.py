@@ -102,7 +102,7 @@ def _refuse_control_characters(root: etree._Element) -> None:
             continue
         if any(anc.tag == "metadata" for anc in el.iterancestors()):
             continue
-        values = [(f"attribute {k}", str(v)) for k, v in el.attrib.items()]
+        values = [(f"attribute {k!s}", str(v)) for k, v in el.attrib.items()]
         if el.tag in ("name", "hostname"):
             values.append(("text", "".join(str(t) for t in el.itertext())))
         for what, value in values:
