@@ -179,14 +179,14 @@ def check_disjoint(nets: list[Network] | tuple[Network, ...]) -> None:
                 )
         for ip in net.ips:
             for subnet, owner in subnets:
-                if owner != net.name and subnet.version == ip.network.version:
-                    if subnet.overlaps(ip.network):
-                        raise Conflict(
-                            f"subnet {ip.network} of network '{net.name}' overlaps {subnet} "
-                            f"of network '{owner}'",
-                            element=f"network '{net.name}' <ip address>",
-                            hint="use non-overlapping subnets (or stop the other network)",
-                        )
+                same_family = subnet.version == ip.network.version
+                if owner != net.name and same_family and subnet.overlaps(ip.network):
+                    raise Conflict(
+                        f"subnet {ip.network} of network '{net.name}' overlaps {subnet} "
+                        f"of network '{owner}'",
+                        element=f"network '{net.name}' <ip address>",
+                        hint="use non-overlapping subnets (or stop the other network)",
+                    )
             subnets.append((ip.network, net.name))
 
 
