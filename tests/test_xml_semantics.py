@@ -337,3 +337,19 @@ def test_every_corpus_output_of_ours_is_schema_valid(schema: etree.RelaxNG) -> N
         assert schema.validate(doc), (path.name, schema.error_log.last_error)
         checked += 1
     assert checked >= 40
+
+
+def test_empty_attributes_libvirt_reads_by_xpath_count_as_absent() -> None:
+    parsed = parse_network(
+        net(
+            "<forward mode='' dev=''/><bridge name='' stp='' delay=''/><mtu size=''/>"
+            "<ip family='' address='10.4.0.1' prefix='24'/>"
+            "<route family='' address='10.5.0.0' prefix='16' gateway='10.4.0.2' metric=''/>"
+        )
+    )
+    assert parsed.forward is not None
+    assert parsed.mode is ForwardMode.NAT and parsed.forward.dev is None
+    assert parsed.bridge is not None and parsed.bridge.stp is None and parsed.bridge.delay is None
+    assert parsed.mtu is None
+    assert parsed.ips[0].family is None
+    assert parsed.routes[0].metric is None

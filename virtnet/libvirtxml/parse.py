@@ -37,6 +37,7 @@ from virtnet.libvirtxml.values import (
     tristate,
     uint,
     uuid,
+    xattr,
 )
 from virtnet.model.network import (
     DHCP,
@@ -137,7 +138,7 @@ def _network(root: etree._Element) -> Network:
         fail(title_el, "network title can't contain newlines", "put long text in <description>")
     description = text(child(root, "description"))
 
-    ipv6_attr = attr(root, "ipv6")
+    ipv6_attr = xattr(root, "ipv6")
     ipv6: bool | None = None
     if ipv6_attr is not None:
         if ipv6_attr not in ("yes", "no"):
@@ -161,7 +162,7 @@ def _network(root: etree._Element) -> Network:
         bridge_mac = mac(mac_el, "address", attr(mac_el, "address") or "")
 
     mtu_el = child(root, "mtu")
-    mtu = uint(mtu_el, "size", what="mtu size") if mtu_el is not None else None
+    mtu = uint(mtu_el, "size", what="mtu size", blank_absent=True) if mtu_el is not None else None
 
     dns_el = child(root, "dns")
     dns = _dns(dns_el) if dns_el is not None else None
@@ -220,14 +221,14 @@ def _domain(el: etree._Element | None) -> Domain | None:
 
 
 def _bridge(el: etree._Element) -> Bridge:
-    stp_attr = attr(el, "stp")
+    stp_attr = xattr(el, "stp")
     stp: bool | None = None
     if stp_attr is not None:
         # libvirt treats anything but 'off' as on; refuse typos instead of guessing.
         if stp_attr not in ("on", "off"):
             fail(el, f"stp='{stp_attr}' must be 'on' or 'off'", "set stp='on' or stp='off'")
         stp = stp_attr == "on"
-    mtm = attr(el, "macTableManager")
+    mtm = xattr(el, "macTableManager")
     if mtm is not None and mtm not in ("kernel", "libvirt"):
         fail(
             el,
@@ -237,7 +238,7 @@ def _bridge(el: etree._Element) -> Bridge:
     return Bridge(
         name=attr(el, "name") or None,
         stp=stp,
-        delay=uint(el, "delay", maximum=2**63 - 1, what="bridge delay"),
+        delay=uint(el, "delay", maximum=2**63 - 1, what="bridge delay", blank_absent=True),
         mac_table_manager=mtm,
         zone=attr(el, "zone") or None,
     )
@@ -287,7 +288,7 @@ def _dnsmasq_options(root: etree._Element) -> tuple[str, ...]:
 
 
 def _forward(el: etree._Element) -> Forward | None:
-    mode_attr = attr(el, "mode")
+    mode_attr = xattr(el, "mode")
     if mode_attr is not None and mode_attr not in _LIBVIRT_MODES:
         fail(
             el,
@@ -296,7 +297,7 @@ def _forward(el: etree._Element) -> Forward | None:
         )
     mode_name = mode_attr or "nat"
 
-    managed_attr = attr(el, "managed")
+    managed_attr = xattr(el, "managed")
     managed = None if managed_attr is None else managed_attr.lower() == "yes"
 
     driver_name = None
@@ -320,7 +321,7 @@ def _forward(el: etree._Element) -> Forward | None:
         )
     nat = _nat(nat_els[0], mode_name) if nat_els else None
 
-    dev = attr(el, "dev")
+    dev = xattr(el, "dev")
     if dev is not None and (addr_els or pf_els):
         fail(
             el,
@@ -440,12 +441,12 @@ def _pci_address(el: etree._Element) -> PciAddress:
 
 
 def _ip(el: etree._Element) -> IPDef:
-    family = attr(el, "family")
-    address_attr = attr(el, "address")
+    family = xattr(el, "family")
+    address_attr = xattr(el, "address")
     if not address_attr:
         fail(el, "missing required address attribute", "add address='IP' with netmask= or prefix=")
     address = ip_address(el, "address", address_attr)
-    netmask_attr = attr(el, "netmask")
+    netmask_attr = xattr(el, "netmask")
     netmask = ip_address(el, "netmask", netmask_attr) if netmask_attr else None
     prefix = uint(el, "prefix", what="prefix")
     local_ptr = tristate(el, "localPtr")
@@ -617,11 +618,11 @@ def _host(el: etree._Element, ipdef: IPDef) -> DHCPHost:
 
 
 def _route(el: etree._Element) -> Route:
-    family = attr(el, "family")
-    address_attr, gateway_attr = attr(el, "address"), attr(el, "gateway")
-    netmask_attr = attr(el, "netmask")
-    prefix = uint(el, "prefix", maximum=ULL_MAX, what="route prefix")
-    metric = uint(el, "metric", maximum=2**32 - 1, what="route metric")
+    family = xattr(el, "family")
+    address_attr, gateway_attr = xattr(el, "address"), xattr(el, "gateway")
+    netmask_attr = xattr(el, "netmask")
+    prefix = uint(el, "prefix", maximum=ULL_MAX, what="route prefix", blank_absent=True)
+    metric = uint(el, "metric", maximum=2**32 - 1, what="route metric", blank_absent=True)
     if metric == 0:
         fail(el, "invalid metric value, must be > 0", "give metric='1' or more")
     if address_attr is None:
@@ -815,7 +816,7 @@ def _portgroup(el: etree._Element) -> PortGroup:
     name = attr(el, "name")
     if not name:
         fail(el, "missing required name attribute in portgroup", "add name='GROUP'")
-    default = attr(el, "default")
+    default = xattr(el, "default")
     vport_el = child(el, "virtualport")
     bw_el = child(el, "bandwidth")
     vlan_el = child(el, "vlan")

@@ -52,6 +52,11 @@ def attr(el: etree._Element | None, name: str) -> str | None:
     return None if value is None else str(value)
 
 
+def xattr(el: etree._Element | None, name: str) -> str | None:
+    """An attribute read the way libvirt's XPath ``string(./@name)`` reads it: empty is absent."""
+    return attr(el, name) or None
+
+
 def text(el: etree._Element | None) -> str | None:
     """XPath string() of an element: all descendant text; None when empty (as libvirt)."""
     if el is None:
@@ -80,9 +85,13 @@ def uint(
     maximum: int = 2**32 - 1,
     minimum: int = 0,
     what: str | None = None,
+    blank_absent: bool = False,
 ) -> int | None:
-    """An unsigned decimal attribute within [minimum, maximum]; None when absent."""
-    value = attr(el, name)
+    """An unsigned decimal attribute within [minimum, maximum]; None when absent.
+
+    ``blank_absent``: an empty value counts as absent (libvirt's XPath number reads).
+    """
+    value = xattr(el, name) if blank_absent else attr(el, name)
     if value is None:
         return None
     assert el is not None
