@@ -16,7 +16,12 @@ from virtnet.cli.context import make_settings
 from virtnet.errors import VirtnetError
 
 # Modules that add commands. Each defines register(cli: click.Group) -> None.
-COMMAND_MODULES: list[str] = ["virtnet.cli.cmd_host"]
+COMMAND_MODULES: list[str] = [
+    "virtnet.cli.cmd_host",
+    "virtnet.cli.cmd_lifecycle",
+    "virtnet.cli.cmd_definition",
+    "virtnet.cli.cmd_lab",
+]
 
 
 class VirtnetGroup(click.Group):

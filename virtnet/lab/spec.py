@@ -106,8 +106,9 @@ def _ipdef(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> IPDef:
     if net.version == 4:
         return IPDef(address=str(first), prefix=net.prefixlen,
                      dhcp=DHCP(ranges=(DHCPRange(str(start), str(end)),)))
-    return IPDef(address=str(first), family="ipv6", prefix=net.prefixlen,
-                 dhcp=DHCP(ranges=(DHCPRange(str(start), str(end)),)))
+    # IPv6 without a DHCP range: dnsmasq advertises the prefix (ra-only) and VMs use SLAAC,
+    # since the lab's DHCP client (udhcpc) speaks only DHCPv4.
+    return IPDef(address=str(first), family="ipv6", prefix=net.prefixlen)
 
 
 def from_flags(

@@ -314,6 +314,13 @@ def _forward(
     accepted: str | None = None
     if onet is not None and onet.mode in MANAGED:
         mode, br = _effective_mode(onet, family), onet.bridge_name
+        dev = onet.forward.dev if onet.forward else None
+        if mode is not ForwardMode.ISOLATED and dev and iif != dev:
+            if mode is ForwardMode.NAT and not established:
+                return Verdict(False, f"{_name(onet)}: inbound guard rejects new connections "
+                               f"into {br} (only ct state established,related)")
+            return Verdict(False, f"{_name(onet)}: into {br} only from {dev} (forward dev), "
+                           "rejected")
         if mode is ForwardMode.NAT:
             if not established:
                 return Verdict(False, f"{_name(onet)}: inbound guard rejects new connections "
@@ -329,7 +336,7 @@ def _forward(
         if inet_.mode is ForwardMode.ISOLATED:
             return Verdict(False, f"{_name(inet_)}: nothing forwarded out of {br} (rejected)")
         dev = inet_.forward.dev if inet_.forward else None
-        if inet_.mode is ForwardMode.NAT and dev and oif != dev:
+        if dev and oif != dev:
             return Verdict(False, f"{_name(inet_)}: forwarded out of {br} only via {dev} "
                            "(forward dev), rejected")
         accepted = f"{_name(inet_)}: forwarded out of {br} from {_subnet_text(inet_, family)}"
