@@ -220,6 +220,13 @@ def test_colliding_networks_are_refused_with_a_conflict() -> None:
         render_table([a, net("b", ROUTE, "vba", "10.21.0.1/24")])
     with pytest.raises(Conflict, match="overlaps 10.20.0.0/24 of network 'a'"):
         render_table([a, net("c", NAT, "vbc", "10.20.0.129/25")])
+    with pytest.raises(Conflict, match="10.20.0.0/24 of network 'a' overlaps 10.0.0.0/8"):
+        render_table([net("e", NAT, "vbe", "10.0.0.1/8", "10.30.0.1/24"), a])
+    # Nested subnets in one network would collide in the interval sets too.
+    with pytest.raises(InvalidDefinition, match="10.40.0.0/16 and 10.40.1.0/24 of network 'f'"):
+        render_table([net("f", NAT, "vbf", "10.40.0.1/16", "10.40.1.1/24")])
+    # Different families never clash.
+    render_table([net("g", ROUTE, "vbg", "10.50.0.1/16", "2001:db8:40::1/64"), a])
     # An open network may reuse anything: it has no rules.
     assert render_table([a, net("d", OPEN, "vba", "10.20.0.1/24")]) == render_table([a])
 

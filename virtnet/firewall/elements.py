@@ -177,17 +177,35 @@ def check_disjoint(nets: list[Network] | tuple[Network, ...]) -> None:
                     element=f"network '{net.name}' <bridge name>",
                     hint="give each network its own bridge (or stop one of them)",
                 )
-        for ip in net.ips:
-            for subnet, owner in subnets:
-                same_family = subnet.version == ip.network.version
-                if owner != net.name and same_family and subnet.overlaps(ip.network):
-                    raise Conflict(
-                        f"subnet {ip.network} of network '{net.name}' overlaps {subnet} "
-                        f"of network '{owner}'",
-                        element=f"network '{net.name}' <ip address>",
-                        hint="use non-overlapping subnets (or stop the other network)",
-                    )
-            subnets.append((ip.network, net.name))
+        subnets += [(ip.network, net.name) for ip in net.ips]
+    # Sorted by start, a subnet overlaps an earlier one iff it starts before the furthest
+    # end seen so far (O(n log n): a thousand networks stay cheap).
+    subnets.sort(key=lambda item: (item[0].version, int(item[0].network_address)))
+    prev: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str] | None = None
+    for subnet, owner in subnets:
+        overlaps = (
+            prev is not None
+            and prev[0].version == subnet.version
+            and int(subnet.network_address) <= int(prev[0].broadcast_address)
+        )
+        if overlaps and prev is not None and prev[1] == owner:
+            raise InvalidDefinition(
+                f"subnets {prev[0]} and {subnet} of network '{owner}' overlap",
+                element=f"network '{owner}' <ip address>",
+                hint="give each <ip> of a network its own, non-overlapping subnet",
+            )
+        if overlaps and prev is not None:
+            raise Conflict(
+                f"subnet {subnet} of network '{owner}' overlaps {prev[0]} of network '{prev[1]}'",
+                element=f"network '{owner}' <ip address>",
+                hint="use non-overlapping subnets (or stop the other network)",
+            )
+        if (
+            prev is None
+            or prev[0].version != subnet.version
+            or int(subnet.broadcast_address) > int(prev[0].broadcast_address)
+        ):
+            prev = (subnet, owner)
 
 
 def merged_elements(nets: list[Network] | tuple[Network, ...]) -> Elements:

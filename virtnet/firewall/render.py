@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from virtnet.firewall.elements import (
     Elements,
+    check_disjoint,
     extra_chains,
     merged_elements,
     merged_extra_chains,
@@ -77,7 +78,11 @@ def _chain_script(chain: ChainSpec) -> str:
 
 
 def render_add(net: Network) -> str:
-    """Add this network's elements (one transaction). Empty for modes without rules."""
+    """Add this network's elements (one transaction). Empty for modes without rules.
+
+    Overlaps with networks already in the table are refused by nft (HostError, nothing
+    applied); check_disjoint(all active networks) reports them with names beforehand."""
+    check_disjoint([net])
     chains = "".join(_chain_script(c) for c in extra_chains(net))
     return chains + _element_script("add", network_elements(net))
 
