@@ -171,7 +171,7 @@ def render_conf(net: Network, paths: DnsmasqPaths) -> str | None:
     lines: list[str] = [
         "##WARNING:  THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE",
         "##OVERWRITTEN AND LOST.  Changes to this configuration should be made using:",
-        "##    virtnet edit (or by changing the network's definition)",
+        "##    virtnet net-edit (or the network's definition file)",
         "##",
         "## dnsmasq conf file created by virtnet",
         "strict-order",
