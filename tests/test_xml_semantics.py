@@ -353,3 +353,32 @@ def test_empty_attributes_libvirt_reads_by_xpath_count_as_absent() -> None:
     assert parsed.mtu is None
     assert parsed.ips[0].family is None
     assert parsed.routes[0].metric is None
+
+
+def test_format_is_robust_for_networks_built_in_code() -> None:
+    from virtnet.errors import InvalidDefinition
+    from virtnet.model.network import Bridge, VirtualPort
+
+    built = Network(
+        name="code",
+        description="line one\nline two",
+        forward=Forward(mode=ForwardMode.BRIDGE),
+        bridge=Bridge(name="br0"),
+        virtualport=VirtualPort(
+            type="openvswitch", parameters=(("profileid", "p"), ("interfaceid", UUID))
+        ),
+    )
+    xml = format_network(built)
+    assert f"<parameters interfaceid='{UUID}' profileid='p'/>" in xml
+    assert "<description>line one\nline two</description>" in xml
+    assert parse_network(xml).description == "line one\nline two"
+    tricky = Network(
+        name="t",
+        forward=Forward(mode=ForwardMode.NAT, dev="eth0\nx"),
+        ips=parse_network(net(IP)).ips,
+    )
+    assert "dev='eth0&#10;x'" in format_network(tricky)
+    broken = Network(name="m", metadata="<unclosed>")
+    with pytest.raises(InvalidDefinition) as info:
+        format_network(broken)
+    assert info.value.element == "network/metadata"

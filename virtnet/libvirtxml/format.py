@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from lxml import etree
+
+from virtnet.errors import InvalidDefinition
 from virtnet.libvirtxml.parse import DNSMASQ_NS
+from virtnet.libvirtxml.parse_parts import VPORT_PARAM_ORDER
 from virtnet.model.network import (
     DNS,
     Bandwidth,
@@ -25,12 +29,19 @@ from virtnet.model.network import (
     Vlan,
 )
 
-_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"}
+_TEXT_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"}
+# In attributes a raw line break or tab would be normalised to a space by any reader.
+_ATTR_ESCAPES = {**_TEXT_ESCAPES, "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 
 
 def esc(value: object) -> str:
-    """Escape for an attribute in single quotes or element text."""
-    return "".join(_ESCAPES.get(c, c) for c in str(value))
+    """Escape for an attribute value in single quotes."""
+    return "".join(_ATTR_ESCAPES.get(c, c) for c in str(value))
+
+
+def esc_text(value: object) -> str:
+    """Escape for element text (line breaks kept, as libvirt writes them)."""
+    return "".join(_TEXT_ESCAPES.get(c, c) for c in str(value))
 
 
 def attrs(*pairs: tuple[str, object | None]) -> str:
@@ -79,14 +90,15 @@ def format_network(net: Network, *, inactive: bool = False) -> str:
         root_attrs += " ipv6='yes'"
     root_attrs += attrs(("trustGuestRxFilters", yes_no(net.trust_guest_rx_filters)))
     out.open(f"<network{root_attrs}>")
-    out.add(f"<name>{esc(net.name)}</name>")
+    out.add(f"<name>{esc_text(net.name)}</name>")
     if net.uuid:
-        out.add(f"<uuid>{esc(net.uuid)}</uuid>")
+        out.add(f"<uuid>{esc_text(net.uuid)}</uuid>")
     if net.title is not None:
-        out.add(f"<title>{esc(net.title)}</title>")
+        out.add(f"<title>{esc_text(net.title)}</title>")
     if net.description is not None:
-        out.add(f"<description>{esc(net.description)}</description>")
+        out.add(f"<description>{esc_text(net.description)}</description>")
     if net.metadata:
+        _check_metadata(net.metadata)
         out.open("<metadata>")
         for line in net.metadata.splitlines():
             out.add(line)
@@ -247,7 +259,7 @@ def _dns(out: _Out, dns: DNS) -> None:
     for h in dns.hosts:
         out.open(f"<host ip='{esc(h.ip)}'>")
         for hostname in h.hostnames:
-            out.add(f"<hostname>{esc(hostname)}</hostname>")
+            out.add(f"<hostname>{esc_text(hostname)}</hostname>")
         out.close("</host>")
     out.close("</dns>")
 
@@ -357,8 +369,27 @@ def _virtualport(out: _Out, vp: VirtualPort) -> None:
             out.add(head + "/>")
         return
     out.open(head + ">")
-    out.add("<parameters" + attrs(*vp.parameters) + "/>")
+    params = sorted(vp.parameters, key=lambda kv: _VPORT_RANK.get(kv[0], len(_VPORT_RANK)))
+    out.add("<parameters" + attrs(*params) + "/>")
     out.close("</virtualport>")
+
+
+_VPORT_RANK = {name: i for i, name in enumerate(VPORT_PARAM_ORDER)}
+
+
+def _check_metadata(metadata: str) -> None:
+    """Network.metadata must be well-formed XML elements, or the output would not be XML."""
+    try:
+        etree.fromstring(
+            f"<metadata>{metadata}</metadata>".encode(),
+            parser=etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False),
+        )
+    except etree.XMLSyntaxError as exc:
+        raise InvalidDefinition(
+            f"metadata is not well-formed XML: {exc}",
+            element="network/metadata",
+            hint="give <metadata> children as XML elements with their own namespace",
+        ) from None
 
 
 def _portgroup(out: _Out, pg: PortGroup) -> None:
