@@ -20,12 +20,14 @@ from tests.conftest import require_root
 from tests.firewall_cases import CASES, NAT, ROUTE, net
 from virtnet.errors import HostError
 from virtnet.firewall import (
+    add_network,
     apply_script,
     check_script,
     delete_table,
     drift,
     foreign_drops,
     read_table,
+    remove_network,
     render_add,
     render_remove,
     render_table,
@@ -164,6 +166,21 @@ def test_failed_apply_changes_nothing(ns: str) -> None:
     with pytest.raises(HostError):
         apply_script(ns, render_add(CASES["nat"][0]))
     assert read_table(ns) is None
+
+
+def test_add_remove_network_fall_back_to_full_table_and_repair(ns: str) -> None:
+    a, b, c = CASES["nat"][0], CASES["route"][0], CASES["nat_dev"][0]
+    assert add_network(ns, a, []) == "full"  # no table yet
+    assert add_network(ns, b, [a]) == "incremental"
+    assert add_network(ns, CASES["open"][0], [a, b]) == "none"
+    assert drift(ns, [a, b]) == []
+    sh(ns, "nft", "delete", "element", "inet", "virtnet", "masq4", "{ 192.168.122.0/24 }")
+    assert remove_network(ns, a, [b]) == "full"  # increment refused: an element was gone
+    assert drift(ns, [b]) == []
+    assert add_network(ns, c, [b]) == "incremental"
+    sh(ns, "nft", "flush", "ruleset")
+    assert remove_network(ns, c, [b]) == "full"
+    assert drift(ns, [b]) == []
 
 
 def test_delete_table_is_a_noop_when_absent_and_touches_nothing_else(ns: str) -> None:

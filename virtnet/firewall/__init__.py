@@ -19,9 +19,12 @@ from virtnet.firewall.live import (
 )
 from virtnet.firewall.render import render_add, render_remove, render_table
 from virtnet.firewall.schema import TABLE, path_rule_count
+from virtnet.firewall.sync import add_network, remove_network
 
 __all__ = [
     "TABLE",
+    "add_network",
+    "remove_network",
     "apply_script",
     "check_script",
     "delete_table",
