@@ -19,6 +19,7 @@ from virtnet.errors import VirtnetError
 COMMAND_MODULES: list[str] = [
     "virtnet.cli.cmd_host",
     "virtnet.cli.cmd_lifecycle",
+    "virtnet.cli.cmd_declarative",
     "virtnet.cli.cmd_definition",
     "virtnet.cli.cmd_lab",
 ]
