@@ -214,6 +214,15 @@ def test_foreign_drops_reports_docker_style_forward_drop(ns: str) -> None:
     sh(ns, "nft", "add", "rule", "ip", "filter", "FORWARD", "jump", "DOCKER-USER")
     (report,) = foreign_drops(ns, bridges=["virbr0"])
     assert "rule in chain DOCKER-USER drops" in report and "ip saddr 10.0.0.0/8 drop" in report
+    # A host firewall dropping input blocks DHCP/DNS to dnsmasq; accepting the bridge fixes it.
+    sh(ns, "nft", "add", "table", "inet", "hostfw")
+    sh(
+        ns, "nft", "add", "chain", "inet", "hostfw", "input",
+        "{ type filter hook input priority filter; policy drop; }",
+    )  # fmt: skip
+    assert any("DHCP/DNS" in r and "hostfw" in r for r in foreign_drops(ns, bridges=["virbr0"]))
+    sh(ns, "nft", "add", "rule", "inet", "hostfw", "input", "iifname", '"virbr0"', "accept")
+    assert not any("hostfw" in r for r in foreign_drops(ns, bridges=["virbr0"]))
 
 
 # --- real packets ------------------------------------------------------------------------

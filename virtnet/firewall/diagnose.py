@@ -61,12 +61,16 @@ def _verdicts(expr: Any) -> set[str]:
     return found
 
 
-def _accepts_bridges(rules: list[str], bridges: Sequence[str]) -> bool:
-    """Does the chain explicitly accept each bridge in and out (the documented fix)?"""
+# Which interface matches a chain at that hook needs, per bridge, to let VM traffic pass.
+_SIDES = {"forward": ("iifname", "oifname"), "input": ("iifname",)}
+
+
+def _accepts_bridges(rules: list[str], bridges: Sequence[str], sides: Sequence[str]) -> bool:
+    """Does the chain explicitly accept each bridge on each side (the documented fix)?"""
     if not bridges:
         return False
     for br in bridges:
-        for side in ("iifname", "oifname"):
+        for side in sides:
             if not any(f'{side} "{br}"' in r and r.rstrip().endswith("accept") for r in rules):
                 return False
     return True
@@ -102,11 +106,12 @@ def foreign_drops(netns: str | None, *, bridges: Sequence[str] = ()) -> list[str
         where = f"table {family} {table}, chain {name} (hook {hook}"
         what = _HOOKS[hook]
         texts_here = [texts.get((family, table, name, r["handle"]), "") for r in rules.get(key, [])]
-        if chain.get("policy") == "drop" and not _accepts_bridges(texts_here, bridges):
+        sides = _SIDES[hook]
+        if chain.get("policy") == "drop" and not _accepts_bridges(texts_here, bridges, sides):
             examples = " ".join(
                 f"'nft insert rule {family} {table} {name} {side} \"{br}\" accept'"
                 for br in (bridges or ["BRIDGE"])
-                for side in ("iifname", "oifname")
+                for side in sides
             )
             reports.append(
                 f"{where}, policy drop): drops {what} that it does not accept itself; "
