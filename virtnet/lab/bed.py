@@ -316,6 +316,7 @@ def _lease_one(vm: VmInfo, net: Network) -> None:
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "resolv.conf").write_text("# virtnet lab VM: udhcpc writes here\n")
     _batch(vm.netns, ["link set eth0 up"])
+    vm.mac = vm.mac or _mac(vm.netns)
     if net.ipv4:
         argv = ["ip", "netns", "exec", vm.netns, "unshare", "--uts", "udhcpc", "-i", "eth0",
                 "-f", "-q", "-n", "-t", "6", "-T", "1", "-A", "1", "-s", UDHCPC_SCRIPT]
@@ -333,6 +334,14 @@ def _lease_one(vm: VmInfo, net: Network) -> None:
         if vm.ipv6 is None:
             raise HostError(f"VM {vm.id} got no IPv6 address (SLAAC) on network {net.name!r}",
                             hint="dnsmasq sends router advertisements for an IPv6 /64")
+
+
+def _mac(netns: str) -> str:
+    proc = subprocess.run(["ip", "-n", netns, "-j", "link", "show", "dev", "eth0"],
+                          capture_output=True, text=True)
+    with contextlib.suppress(ValueError, IndexError, KeyError):
+        return str(json.loads(proc.stdout)[0]["address"])
+    return ""
 
 
 def _address(netns: str, version: int) -> str | None:
@@ -422,20 +431,23 @@ def _kill_pid(pid: int, netns: str) -> bool:
         return False
 
 
-def down_all(state_dir: Path, *, progress: Progress = _quiet) -> dict[str, list[str]]:
-    """Every lab in the state dir, plus leftovers of crashed labs found by their marks."""
+def down_all(state_dir: Path, *, progress: Progress = _quiet,
+             only: set[str] | None = None) -> dict[str, list[str]]:
+    """Every lab in the state dir, plus leftovers of crashed labs found by their marks
+    (ONLY: just these marks)."""
     out: dict[str, list[str]] = {}
     for st in list_labs(state_dir):
-        out[st.mark] = down(st, progress=progress)
+        if only is None or st.mark in only:
+            out[st.mark] = down(st, progress=progress)
     marks: dict[str, set[str]] = {}
     for name in netns_mod.list_names():
         m = NS_RE.match(name)
-        if m:
+        if m and (only is None or m.group(1) in only):
             marks.setdefault(m.group(1), set()).add(name)
     if ETC_NETNS.is_dir():
         for p in ETC_NETNS.iterdir():
             m = NS_RE.match(p.name)
-            if m:
+            if m and (only is None or m.group(1) in only):
                 marks.setdefault(m.group(1), set())
     for mark, names in marks.items():
         ghost = LabState(mark=mark, state_dir=str(state_dir), namespaces=sorted(names),
