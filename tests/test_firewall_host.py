@@ -370,6 +370,19 @@ def test_nat_address_range_and_custom_ports(lab: Lab) -> None:
     assert addr == HOST_UP and 30000 <= int(port) <= 30010
 
 
+def test_forward_dev_limits_where_vm_traffic_may_go(lab: Lab) -> None:
+    _apply(lab, NAT, dev="up0")
+    ok, peer = lab.tcp(lab.vm1, lab.outside, OUTSIDE, 8151)
+    assert ok and peer is not None and peer.split()[0] == HOST_UP
+    assert lab.tcp(lab.outside, lab.vm1, VM1, 8152) == (False, None)
+    _apply(lab, NAT, dev="other0")  # the uplink is not the forward dev: rejected
+    assert lab.tcp(lab.vm1, lab.outside, OUTSIDE, 8153) == (False, None)
+    assert lab.ping(lab.vm1, VM2)  # VM <-> VM unaffected
+    _apply(lab, ROUTE, dev="up0")
+    ok, peer = lab.tcp(lab.outside, lab.vm1, VM1, 8154)
+    assert ok and peer is not None and peer.split()[0] == OUTSIDE
+
+
 def test_route_lets_the_outside_in_without_nat(lab: Lab) -> None:
     _apply(lab, ROUTE)
     ok, peer = lab.tcp(lab.outside, lab.vm1, VM1, 8121)
