@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from virtnet.errors import HostError, InvalidDefinition, NotFound, VirtnetError
+from virtnet.errors import Conflict, HostError, InvalidDefinition, NotFound, VirtnetError
 from virtnet.libvirtxml import format_network, parse_network
 from virtnet.model.network import Network
-from virtnet.plan import Change, Plan
+from virtnet.plan import ALIAS_PREFIX, Change, Plan
 from virtnet.service import Service
 
 SUFFIXES = (".xml", ".yaml", ".yml")
@@ -32,6 +32,7 @@ ADD = "add"
 CHANGE = "change"
 START = "start"
 UNCHANGED = "unchanged"
+REPAIR = "repair"  # same definition, but the host has drifted from it
 REMOVE = "remove"
 
 
@@ -63,7 +64,7 @@ def load_sources(paths: Sequence[str | Path]) -> list[tuple[Path, Network]]:
         try:
             net = load_file(f)
         except VirtnetError as exc:
-            exc.message = f"{f}: {exc.message}"
+            exc.element = f"{f}: {exc.element}" if exc.element else str(f)
             raise
         if net.name in seen:
             raise InvalidDefinition(
@@ -91,7 +92,7 @@ class ApplyPlan:
     host_groups: dict[str, list[Change]] = field(default_factory=dict)  # by network; "" shared
 
     def counts(self) -> dict[str, int]:
-        out = {ADD: 0, CHANGE: 0, START: 0, REMOVE: 0, UNCHANGED: 0}
+        out = {ADD: 0, CHANGE: 0, START: 0, REPAIR: 0, REMOVE: 0, UNCHANGED: 0}
         for a in self.actions:
             out[a.action] += 1
         return out
@@ -117,20 +118,20 @@ class ApplyPlan:
         }
 
     def render(self) -> str:
-        marks = {ADD: "+", CHANGE: "~", START: ">", REMOVE: "-", UNCHANGED: "="}
+        marks = {ADD: "+", CHANGE: "~", START: ">", REPAIR: "!", REMOVE: "-", UNCHANGED: "="}
         lines: list[str] = []
         for a in self.actions:
             why = f" ({'; '.join(a.reasons)})" if a.reasons else ""
             lines.append(f"{marks[a.action]} network {a.name}: {a.action}{why}")
             lines += [f"    {c}" for c in self.host_groups.get(a.name, [])]
-        shared = self.host_groups.get("", [])
+        shared = list(dict.fromkeys(self.host_groups.get("", [])))
         if shared:
             lines.append("  shared:")
             lines += [f"    {c}" for c in shared]
         c = self.counts()
         lines.append(
             f"Plan: {c[ADD]} to add, {c[CHANGE]} to change, {c[START]} to start, "
-            f"{c[REMOVE]} to remove, {c[UNCHANGED]} unchanged."
+            f"{c[REPAIR]} to repair, {c[REMOVE]} to remove, {c[UNCHANGED]} unchanged."
         )
         return "\n".join(lines) + "\n"
 
@@ -183,6 +184,11 @@ class Declarative:
         if against_host:
             result.host = self.engine.plan(prepared)
             result.host_groups = _group(result.host, prepared, self.engine.state_dir)
+            result.actions = [
+                dataclasses.replace(a, action=REPAIR, reasons=("the host differs",))
+                if a.action == UNCHANGED and result.host_groups.get(a.name) else a
+                for a in result.actions
+            ]
         return result
 
     def _action(self, path: Path, net: Network, previous: Network | None,
@@ -216,6 +222,7 @@ class Declarative:
         netns = self.svc.netns
         with self.store.host_lock(netns):
             plan = self.plan(sources, prune=prune, against_host=False)
+            self._check_devices(plan)
             touched = [a.name for a in plan.actions]
             old_defs = {n: self.store.get_definition(n) for n in touched}
             was_running = {n: self.engine.definition(n) for n in touched
@@ -252,7 +259,7 @@ class Declarative:
                         messages += report.messages
                         undo.append((f"stop {a.name}", _bind(self.engine.stop, a.name)))
                         done.append((a.name, "started"))
-                    elif a.action == CHANGE:
+                    elif a.action == CHANGE and a.name in was_running:
                         assert a.network is not None
                         how = self._change_running(a.network, was_running[a.name], say)
                         old = was_running[a.name]
@@ -260,12 +267,19 @@ class Declarative:
                                      _bind(self._restore_running, a.name, old)))
                         done.append((a.name, how))
                     else:
-                        done.append((a.name, "unchanged"))
+                        # Same definition: repair any drift on the host (apply makes the
+                        # host match, not only the store).
+                        repairs = self.engine.reconcile([a.name])
+                        for r in repairs:
+                            say(r)
+                        done.append((a.name, "repaired" if repairs else "unchanged"))
             except BaseException as exc:
                 left = self._rollback(undo, old_defs, say)
                 if not isinstance(exc, Exception):
                     raise
                 detail = str(exc)
+                if isinstance(exc, VirtnetError):
+                    detail = f"{exc.element}: {exc.message}" if exc.element else exc.message
                 raise HostError(
                     f"apply failed at network '{current}': {detail}; "
                     + ("the other networks were left as they were" if not left
@@ -273,6 +287,35 @@ class Declarative:
                     hint=getattr(exc, "hint", None) or "fix the definition and apply again",
                 ) from None
         return ApplyResult(plan, tuple(done), tuple(messages))
+
+    def _check_devices(self, plan: ApplyPlan) -> None:
+        """Before any change: a bridge a network will create must not be some other device
+        (the most common way a start fails, caught while nothing has been touched)."""
+        removed = {a.name for a in plan.actions if a.action == REMOVE}
+        for a in plan.actions:
+            net = a.network
+            if net is None or not net.bridge_name or not net.mode.has_own_bridge:
+                continue
+            if self.engine.is_active(net.name):
+                continue
+            try:
+                link = self.engine.nl.get(net.bridge_name)
+            except VirtnetError:
+                return  # namespace missing: the start itself reports it
+            if link is None:
+                continue
+            owner = (link.alias or "")[len(ALIAS_PREFIX):] if (link.alias or "").startswith(
+                ALIAS_PREFIX) else None
+            if owner == net.name or owner in removed:
+                continue
+            raise Conflict(
+                f"network '{net.name}': interface '{net.bridge_name}' already exists in "
+                f"namespace {self.svc.netns or 'root'}"
+                + (f" (bridge of virtnet network '{owner}')" if owner else ""),
+                element="bridge",
+                hint="give the network another <bridge name=...> or remove that interface; "
+                "nothing was changed",
+            )
 
     def _change_running(self, net: Network, old: Network, say: Callable[[str], None]) -> str:
         """Bring a running network to NET: in place when the bridge and dnsmasq stay (ports
@@ -296,7 +339,8 @@ class Declarative:
         if self.engine.is_active(name):
             if self.engine.definition(name) == old:
                 return
-            self.engine.stop(name)
+            self._change_running(old, old, self.svc.log)
+            return
         self.engine.start(old)
 
     def _rollback(self, undo: list[tuple[str, Callable[[], object]]],
