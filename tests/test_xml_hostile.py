@@ -4,6 +4,7 @@ without reading files, touching the network or expanding entities."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -211,3 +212,72 @@ def test_metadata_may_hold_anything_well_formed() -> None:
     )
     net = parse_network(doc)
     assert net.metadata is not None and "&#10;" in net.metadata
+
+
+def _filled(head: str, item: Callable[[int], str], tail: str = "") -> str:
+    """``<network>`` with ``head``, then as many ``item(i)`` as fit in MAX_BYTES, then ``tail``."""
+    start = f"<network><name>big</name>{head}"
+    end = f"{tail}</network>"
+    budget = MAX_BYTES - len(start) - len(end) - 64
+    parts: list[str] = []
+    i = 0
+    while budget > 0:
+        piece = item(i)
+        budget -= len(piece)
+        if budget < 0:
+            break
+        parts.append(piece)
+        i += 1
+    return start + "".join(parts) + end
+
+
+def _fast(doc: str, limit: float = 3.0) -> int:
+    assert MAX_BYTES - 200 < len(doc.encode()) <= MAX_BYTES
+    start = time.monotonic()
+    net = parse_network(doc)
+    elapsed = time.monotonic() - start
+    assert elapsed < limit, f"{elapsed:.2f}s for a {len(doc)} byte document"
+    return (
+        len(net.routes)
+        + len(net.ips)
+        + len(net.portgroups)
+        + len(net.forward.interfaces if net.forward else ())
+    )
+
+
+def test_many_routes_and_addresses_stay_fast() -> None:
+    # 3000 subnets and as many routes, each gateway in the last subnet: no product of both.
+    ips = "".join(f"<ip address='10.{i // 250}.{i % 250}.1' prefix='24'/>" for i in range(3000))
+    doc = _filled(
+        ips,
+        lambda i: (
+            f"<route address='172.{16 + i // 65536 % 16}.{i // 256 % 256}.{i % 256}' "
+            "prefix='32' gateway='10.11.249.9'/>"
+        ),
+    )
+    assert _fast(doc) > 8000
+
+
+def test_many_forward_interfaces_stay_fast() -> None:
+    doc = _filled("<forward mode='bridge'>", lambda i: f"<interface dev='e{i}'/>", "</forward>")
+    assert _fast(doc) > 30000
+
+
+def test_many_pci_addresses_stay_fast() -> None:
+    doc = _filled(
+        "<forward mode='hostdev'>",
+        lambda i: f"<address type='pci' domain='{i // 256}' bus='{i % 256}' slot='1'/>",
+        "</forward>",
+    )
+    _fast(doc)
+
+
+def test_many_portgroups_and_unknown_elements_stay_fast() -> None:
+    assert (
+        _fast(
+            _filled("", lambda i: f"<portgroup name='p{i}'><vlan><tag id='1'/></vlan></portgroup>")
+        )
+        > 10000
+    )
+    _fast(_filled("", lambda i: f"<x{i}/>"))
+    _fast(_filled("", lambda i: "<a/>"))

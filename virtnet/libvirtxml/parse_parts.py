@@ -37,14 +37,14 @@ VPORT_PARAM_ORDER = (
 
 def children(el: etree._Element, name: str) -> list[etree._Element]:
     """Direct child elements called ``name`` in no namespace (what libvirt's ``./name`` finds)."""
-    return [c for c in el if isinstance(c.tag, str) and c.tag == name]
+    return list(el.iterchildren(tag=name))
 
 
 def child(el: etree._Element | None, name: str) -> etree._Element | None:
+    """The first such child, or None."""
     if el is None:
         return None
-    found = children(el, name)
-    return found[0] if found else None
+    return next(el.iterchildren(tag=name), None)
 
 
 def _rate(el: etree._Element) -> BandwidthRate:
