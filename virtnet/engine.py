@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from virtnet import firewall
+from virtnet import bridged, firewall
 from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
 from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import leases as leases_mod
@@ -175,9 +175,12 @@ class Engine:
 
     # -- start --------------------------------------------------------------------------
 
-    def start(self, net: Network) -> StartReport:
-        """Start NET; a no-op when it already runs with this definition."""
+    def start(self, net: Network, *, force: bool = False) -> StartReport:
+        """Start NET; a no-op when it already runs with this definition. FORCE: start a
+        bridged network even when its host bridge's uplinks fail the bonding/Wi-Fi rules."""
         t0 = time.perf_counter()
+        if bridged.is_host_bridge(net):
+            return self._start_bridged(net, force=force)
         plan = plan_network(net, self.state_dir)  # pure: bad definitions fail before any change
         with self._lock():
             rec = self._record(net.name)
@@ -195,6 +198,27 @@ class Engine:
             self._check_bridge_free(plan)
             self._apply_start(plan)
         return StartReport(net.name, plan.bridge.name, True, self._messages(net),
+                           time.perf_counter() - t0)
+
+    def _start_bridged(self, net: Network, *, force: bool) -> StartReport:
+        """Bridged mode: check the host's bridge and its uplinks, record the network; no
+        bridge, rules or dnsmasq of its own (virtnet.bridged)."""
+        t0 = time.perf_counter()
+        with self._lock():
+            rec = self._record(net.name)
+            if rec is not None and rec.get("state") == rec_mod.ACTIVE:
+                if rec_mod.network_from_json(rec["definition"]) != net:
+                    raise Conflict(
+                        f"network {net.name!r} is already active with a different definition",
+                        hint=f"stop it first (virtnet net-destroy {net.name}), then start it",
+                    )
+                return StartReport(net.name, rec["bridge"], False, (), time.perf_counter() - t0)
+            if rec is not None:
+                self._teardown(net.name, rec, crashed=True)
+                self.store.delete_runtime(self.netns, net.name)
+            started = bridged.start_bridged(net, netns=self.netns, force=force)
+            self._put(net.name, bridged.runtime_record(net, started, rec_mod.network_to_json(net)))
+        return StartReport(net.name, started.bridge, True, started.messages,
                            time.perf_counter() - t0)
 
     def _check_bridge_free(self, plan: NetworkPlan) -> None:
@@ -371,7 +395,7 @@ class Engine:
         if rec.get("ports") or crashed:
             for port in ports_mod.of_network(self.nl, name, bridge, None):
                 attempt(f"port {port.name}", _bind(self.nl.delete, port.name))
-        link = self.nl.get(bridge)
+        link = None if rec.get("host_bridge") else self.nl.get(bridge)  # never the host's
         if link is not None and (link.alias == ALIAS_PREFIX + name or (crashed and not link.alias)):
             attempt(f"bridge {bridge}", lambda: self.nl.delete(bridge))
         if rec.get("firewall"):
@@ -409,13 +433,15 @@ class Engine:
                     repairs.append(f"{name}: removed the leftovers of an interrupted start/stop")
                     continue
                 repairs += [f"{name}: {r}" for r in self._repair(name, rec)]
-            active = list(self._active_networks().values())
+            running = list(self._active_networks().values())
+            # bridged networks have no rules: when only they run, leave nftables alone
+            active = [n for n in running if not bridged.is_host_bridge(n)]
             if names is None:
                 for net_name, link in self.nl.owned_bridges().items():
                     if net_name not in records:
                         self.nl.delete(link.name)
                         repairs.append(f"{net_name}: removed orphan bridge {link.name}")
-            drift = firewall.drift(self.netns, active)
+            drift = firewall.drift(self.netns, active) if active or not running else []
             if drift:
                 firewall.apply_script(self.netns, firewall.render_table(active))
                 repairs.append("nftables: table inet virtnet restored (" + "; ".join(drift) + ")")
@@ -423,6 +449,8 @@ class Engine:
 
     def _repair(self, name: str, rec: dict[str, Any]) -> list[str]:
         net = rec_mod.network_from_json(rec["definition"])
+        if rec.get("host_bridge"):  # the host's bridge: report, never recreate
+            return bridged.recheck(net, netns=self.netns)
         plan = plan_network(net, self.state_dir)
         spec = plan.bridge
         out: list[str] = []
