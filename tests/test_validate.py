@@ -85,6 +85,12 @@ BAD: list[tuple[str, Network, str, bool]] = [
     ("br-space", nat(bridge=Bridge("br 0")), "kernel refuses", True),
     ("br-dot", nat(bridge=Bridge("..")), "kernel refuses", False),
     ("br-empty", nat(bridge=Bridge("")), "empty", False),
+    ("br-comma", nat(bridge=Bridge("virbr0,lo")), "not a usable interface name", True),
+    ("br-quote", nat(bridge=Bridge('br"0')), "not a usable interface name", True),
+    ("br-backslash", nat(bridge=Bridge("br\\")), "not a usable interface name", True),
+    ("br-colon", nat(bridge=Bridge("br:1")), "not a usable interface name", False),
+    ("dev-long", nat(forward=Forward(dev="x" * 16)), "longer than 15", False),
+    ("dev-space", nat(forward=Forward(dev="eth 0")), "not a usable interface name", True),
     # subnets
     (
         "overlap-inside",

@@ -42,7 +42,6 @@ _HOST_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
 _SRV_SERVICE = re.compile(r"[A-Za-z0-9_-]{1,63}")  # one DNS label
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _DUID = re.compile(r"[0-9A-Fa-f]{1,2}(:[0-9A-Fa-f]{1,2})+")
-_DEV_NAME = re.compile(r"[A-Za-z0-9_.\-\\:/]+")  # libvirt's schema type deviceName
 IFNAMSIZ = 16  # the kernel's limit includes the terminating NUL: 15 characters
 # dnsmasq directives that decide how the process runs (files, users, scripts run as root,
 # interfaces). virtnet sets them itself; from a definition they would take over the daemon.
@@ -290,20 +289,34 @@ def _check_bridge(p: _Problems, net: Network) -> None:
 
 def _bridge_name(p: _Problems, name: str) -> None:
     el = f"bridge[name='{name}']"
-    if _hostile_chars(p, el, name):
-        return
     # "%d" is libvirt's template for "first free number" (virbr%d); check it as filled in.
     probe = name.replace("%d", "0", 1) if name.count("%") == 1 and "%d" in name else name
-    if not probe:
+    if not name:
         p.add("bridge", "the bridge name is empty", "give a name like virbr1, or leave it out")
-    elif len(probe.encode()) >= IFNAMSIZ:
-        p.add(el, f"bridge name is longer than {IFNAMSIZ - 1} bytes", "use a shorter name")
-    elif probe in (".", "..") or any(c in probe for c in "/:%") or re.search(r"\s", probe):
+    else:
+        _ifname(p, el, probe, "bridge name")
+
+
+_IFNAME_OK = re.compile(r"[A-Za-z0-9_.-]+")
+_IFNAME_HOSTILE = re.compile(r"[\s\"'\\,#;{}$`]")
+
+
+def _ifname(p: _Problems, el: str, name: str, what: str) -> None:
+    """An interface name the kernel takes and that is one safe token for dnsmasq and nft."""
+    if _hostile_chars(p, el, name):
+        return
+    if not name:
+        p.add(el, f"the {what} is empty", "give an interface name like eth0")
+    elif len(name.encode()) >= IFNAMSIZ:
+        p.add(el, f"{what} {name!r} is longer than {IFNAMSIZ - 1} bytes", "use a shorter name")
+    elif name in (".", "..") or not _IFNAME_OK.fullmatch(name):
         p.add(
             el,
-            "the kernel refuses this interface name ('.', '..', '/', ':', '%' or whitespace)",
-            "use letters, digits, '-' and '_' (like virbr1)",
-            hostile=bool(re.search(r"\s", probe)),
+            f"{what} {name!r} is not a usable interface name: the kernel refuses '.', '..', "
+            "'/', ':' and whitespace, and quotes, commas or '#' would break the dnsmasq "
+            "configuration or the nftables rules",
+            "use letters, digits, '-', '_' and '.' (like virbr1 or eth0)",
+            hostile=bool(_IFNAME_HOSTILE.search(name)),
         )
 
 
@@ -320,8 +333,8 @@ def _check_forward(p: _Problems, net: Network) -> None:
         p.add("forward", "'isolated' is not a forward mode", "leave out <forward> for isolated")
         return
     for dev in (fw.dev, *fw.interfaces, *fw.pfs):
-        if dev is not None and not _hostile_chars(p, el, dev) and not _DEV_NAME.fullmatch(dev):
-            p.add(el, f"device name {dev!r} is not an interface name", "give a host interface")
+        if dev is not None:
+            _ifname(p, el, dev, "device name")
     if fw.dev and fw.interfaces and fw.dev != fw.interfaces[0]:
         p.add(
             el,
