@@ -265,7 +265,8 @@ class Service:
                 raise
         return report
 
-    def start(self, name: str) -> StartReport:
+    def start(self, name: str, *, force: bool = False) -> StartReport:
+        """FORCE: start a bridged network even if its host bridge fails the bonding rules."""
         name = self.resolve(name)
         with self.store.host_lock(self.netns):
             if self.engine.is_active(name):
@@ -274,12 +275,12 @@ class Service:
             net = self.config(name)
             # Networks defined in other namespaces' runs may clash with this host's devices.
             validate(net, others=[self.engine.definition(n) for n in self.engine.active()])
-            return self._start(net)
+            return self._start(net, force=force)
 
-    def _start(self, net: Network) -> StartReport:
+    def _start(self, net: Network, *, force: bool = False) -> StartReport:
         self.log(f"starting network {net.name}: bridge {net.bridge_name}, mode {net.mode.value}"
                  + (f", namespace {self.netns}" if self.netns else ""))
-        report = self.engine.start(net)
+        report = self.engine.start(net, force=force)
         self.log(f"network {net.name} started in {report.seconds * 1000:.0f} ms")
         return report
 

@@ -128,14 +128,16 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
 
     @cli.command("net-start")
     @network_argument()
+    @click.option("--force", is_flag=True,
+                  help="Bridged mode: start even if the host bridge's bond/uplink is unsafe.")
     @click.pass_context
-    def net_start(ctx: click.Context, network: str) -> None:
+    def net_start(ctx: click.Context, network: str, force: bool) -> None:
         """Start a defined (inactive) network.
 
         Example: virtnet net-start default
         """
         with open_service(ctx) as svc:
-            report = svc.start(network)
+            report = svc.start(network, force=force)
             for m in report.messages:
                 output.note(ctx, m)
             output.emit(ctx, {"name": report.name, "bridge": report.bridge, "started": True,
