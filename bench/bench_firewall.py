@@ -4,7 +4,7 @@
 Run as root: ``.venv/bin/python bench/bench_firewall.py [N]`` (N networks, default 1000).
 Works only inside a namespace it creates (``vnbench<pid>``) and removes at the end.
 Prints: time of render_add+apply for network #1, #100, #N (each one ``nft -f`` process on
-a table already holding the previous ones), render+apply of the whole table for N
+a table already holding the previous ones; median of 7), render+apply of the whole table for N
 networks, render_remove for one network, drift check of N networks, and the number of
 rules in the table (and on a packet's path) with 1 and with N networks.
 """
@@ -12,6 +12,7 @@ rules in the table (and on a packet's path) with 1 and with N networks.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 
@@ -56,11 +57,17 @@ def main() -> None:
         apply_script(ns, render_table([]))
         marks = {1, 100, n}
         for i, net in enumerate(nets, 1):
-            t0 = time.perf_counter()
             script = render_add(net)
             apply_script(ns, script)
-            dt = time.perf_counter() - t0
             if i in marks:
+                # Median of 7 remove+add cycles at this table size (one sample is noisy).
+                samples = []
+                for _ in range(7):
+                    apply_script(ns, render_remove(net))
+                    t0 = time.perf_counter()
+                    apply_script(ns, render_add(net))
+                    samples.append(time.perf_counter() - t0)
+                dt = statistics.median(samples)
                 print(f"render_add+apply network #{i:<5}        {ms(dt)}  ({len(script)} bytes)")
         rules_n = rules_in(ns)
 
