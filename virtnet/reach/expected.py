@@ -152,6 +152,13 @@ def _effective_mode(net: Network, family: str) -> ForwardMode:
     return net.mode
 
 
+def _uplink(topo: Topology, net: Network | None) -> str:
+    if topo.uplink:
+        return topo.uplink
+    dev = net.forward.dev if net is not None and net.forward else None
+    return dev or "uplink"
+
+
 def _uses_host_fw(*nets: Network | None) -> bool:
     return any(n is not None and n.mode is ForwardMode.OPEN for n in nets)
 
@@ -286,7 +293,7 @@ def _routed(topo: Topology, s: _Side, d: _Side, family: str, proto: str) -> Verd
         return out
     masq = s.net is not None and not s.on_lan and _nat_applies(s.net, family) and not (
         s.net.forward is not None and s.net.forward.dev is not None
-        and (d.bridge or topo.uplink) != s.net.forward.dev
+        and (d.bridge or _uplink(topo, s.net)) != s.net.forward.dev
     )
     if not masq:
         ok, why = _has_route(topo, d, s, family)
@@ -307,7 +314,8 @@ def _forward(
 ) -> Verdict:
     """One packet through the forward hook: virtnet's rules (libvirt's FWI then FWO), then the
     host's own."""
-    oif, iif = d.bridge or topo.uplink, s.bridge or topo.uplink
+    vm_net = d.net if d.bridge else s.net if s.bridge else None
+    oif, iif = d.bridge or _uplink(topo, vm_net), s.bridge or _uplink(topo, vm_net)
     state = "reply" if established else "new"
     onet = d.net if d.bridge else None
     inet_ = s.net if s.bridge else None

@@ -50,7 +50,9 @@ class Topology:
     # The host's own nftables ruleset (``nft -j list ruleset`` output) outside virtnet's table;
     # None: not known (pure computation), so open mode "depends on the host's firewall rules".
     host_ruleset: dict[str, object] | None = None
-    uplink: str = "eth0"
+    # The host's interface to the LAN; None (pure computation): whatever device a network's
+    # <forward dev=...> names is taken to be it.
+    uplink: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

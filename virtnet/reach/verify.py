@@ -72,6 +72,7 @@ def lab_topology(st: LabState) -> Topology:
         ip_forward=fwd4,
         ip6_forward=fwd6,
         host_ruleset=ruleset,
+        uplink="eth0",
     )
 
 
