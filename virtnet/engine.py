@@ -275,7 +275,7 @@ class Engine:
                 step = "adding firewall rules"
                 _step("firewall")
                 self._firewall_add(net)
-                rv.add("firewall rules", lambda: self._firewall_remove(net))
+                rv.add("firewall rules", lambda: self._firewall_release(net))
             if dm is not None:
                 step = "writing dnsmasq files"
                 _step("files")
@@ -295,7 +295,7 @@ class Engine:
             left = rv.revert()
             if not isinstance(exc, Exception):
                 raise
-            detail = str(exc) if isinstance(exc, VirtnetError) else f"{type(exc).__name__}: {exc}"
+            detail = exc.message if isinstance(exc, VirtnetError) else f"{type(exc).__name__}: {exc}"
             raise HostError(
                 f"starting network {net.name!r} failed while {step}: {detail}; "
                 + ("everything it had done was undone" if not left
@@ -336,11 +336,20 @@ class Engine:
             nets = [n for n in self._active_networks().values() if n.name != net.name]
             firewall.apply_script(self.netns, firewall.render_table([*nets, net]))
 
-    def _firewall_remove(self, net: Network) -> None:
-        try:
-            firewall.apply_script(self.netns, firewall.render_remove(net))
-        except VirtnetError:
+    def _firewall_release(self, net: Network, *, crashed: bool = False) -> None:
+        """Take NET's rules out; the last network takes the whole table with it, so the
+        namespace is left as virtnet found it."""
+        others = [n for n, r in self.store.list_runtime(self.netns).items()
+                  if n != net.name and r.get("firewall") and r.get("state") == rec_mod.ACTIVE]
+        if not others:
+            firewall.delete_table(self.netns)
+        elif crashed:
             self._firewall_rebuild(exclude=net.name)
+        else:
+            try:
+                firewall.apply_script(self.netns, firewall.render_remove(net))
+            except VirtnetError:
+                self._firewall_rebuild(exclude=net.name)
 
     def _firewall_rebuild(self, exclude: str | None = None) -> None:
         nets = [n for n in self._active_networks().values() if n.name != exclude]
@@ -399,14 +408,7 @@ class Engine:
         if link is not None and (link.alias == ALIAS_PREFIX + name or (crashed and not link.alias)):
             attempt(f"bridge {bridge}", lambda: self.nl.delete(bridge))
         if rec.get("firewall"):
-            others = [n for n, r in self.store.list_runtime(self.netns).items()
-                      if n != name and r.get("firewall")]
-            if not others:  # the last one: the table goes too, the namespace is as before
-                attempt("firewall table", lambda: firewall.delete_table(self.netns))
-            elif crashed:
-                attempt("firewall rules", lambda: self._firewall_rebuild(exclude=name))
-            else:
-                attempt("firewall rules", lambda: self._firewall_remove(net))
+            attempt("firewall rules", lambda: self._firewall_release(net, crashed=crashed))
         if errors:
             raise HostError(
                 f"stopping network {name!r}: could not remove " + "; ".join(errors),
@@ -434,14 +436,19 @@ class Engine:
                     continue
                 repairs += [f"{name}: {r}" for r in self._repair(name, rec)]
             running = list(self._active_networks().values())
-            # bridged networks have no rules: when only they run, leave nftables alone
+            # bridged networks have no rules of their own
             active = [n for n in running if not bridged.is_host_bridge(n)]
             if names is None:
                 for net_name, link in self.nl.owned_bridges().items():
                     if net_name not in records:
                         self.nl.delete(link.name)
                         repairs.append(f"{net_name}: removed orphan bridge {link.name}")
-            drift = firewall.drift(self.netns, active) if active or not running else []
+            if not any(r.get("firewall") for r in self.store.list_runtime(self.netns).values()):
+                if firewall.read_table(self.netns) is not None:  # no network needs it
+                    firewall.delete_table(self.netns)
+                    repairs.append("nftables: removed table inet virtnet (no network uses it)")
+                return repairs
+            drift = firewall.drift(self.netns, active)
             if drift:
                 firewall.apply_script(self.netns, firewall.render_table(active))
                 repairs.append("nftables: table inet virtnet restored (" + "; ".join(drift) + ")")
@@ -487,6 +494,8 @@ class Engine:
                 dnsmasq_proc.stop(pid, dm.conf)  # its sockets were bound to the old bridge
                 alive = False
             if not alive:
+                if pid is not None:
+                    dnsmasq_proc.wait_gone(pid)
                 new = dnsmasq_proc.start(self.netns, dm.conf, dm.pidfile)
                 rec["dnsmasq"]["pid"] = new
                 self._put(name, rec)

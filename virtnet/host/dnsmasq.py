@@ -91,6 +91,25 @@ def find(conf: Path) -> list[int]:
     return [pid for pid in found if is_ours(pid, conf)]
 
 
+def wait_gone(pid: int, *, timeout: float = 2.0) -> None:
+    """Wait until a dying dnsmasq PID has really exited. While a killed process exits, its
+    cmdline is already empty but its sockets are still open: a new dnsmasq would find its
+    addresses in use."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            if b"(dnsmasq)" not in fh.read():
+                return
+        fd = os.pidfd_open(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.poll(int(timeout * 1000))
+    finally:
+        os.close(fd)
+
+
 def signal_pid(pid: int, conf: Path, sig: int) -> bool:
     """Send SIG to PID if it is our dnsmasq for CONF; False if it is not (or gone)."""
     try:

@@ -1,0 +1,224 @@
+"""Idempotence, drift repair, crash safety and clean stop, on real namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+from tests.hostlab import OUTSIDE, Lab, nat_network, sh
+from virtnet.engine import CRASH_ENV, START_STEPS, Engine
+from virtnet.errors import Conflict, HostError, NotFound
+from virtnet.host import record
+from virtnet.model.network import ForwardMode
+
+pytestmark = pytest.mark.host
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def lab(unique_name: str) -> Iterator[Lab]:
+    require_root()
+    lab = Lab(unique_name)
+    try:
+        yield lab.build()
+    finally:
+        lab.close()
+
+
+def bridges(lab: Lab) -> list[str]:
+    return [line.split(":")[1].strip().split("@")[0] for line in lab.links().splitlines()
+            if "virtnet:" in sh(lab.host, "ip", "-d", "link", "show",
+                                line.split(":")[1].strip().split("@")[0])]
+
+
+def test_start_is_idempotent_and_plan_in_sync(lab: Lab) -> None:
+    net = nat_network("idem", f"{lab.mark}b", 11)
+    assert lab.engine.start(net).changed
+    pid = lab.dnsmasq_pids()
+    table = lab.ruleset()
+    again = lab.engine.start(net)
+    assert not again.changed
+    assert lab.dnsmasq_pids() == pid
+    assert lab.ruleset() == table
+    assert lab.engine.reconcile() == []
+    plan = lab.engine.plan([net])
+    assert plan.in_sync, str(plan)
+    assert lab.engine.active() == ["idem"] and lab.engine.is_active("idem")
+    # a different definition under the same name is refused, not silently applied
+    with pytest.raises(Conflict):
+        lab.engine.start(nat_network("idem", f"{lab.mark}b", 12))
+
+
+def test_plan_against_host_shows_only_the_difference(lab: Lab) -> None:
+    from dataclasses import replace
+
+    net = replace(nat_network("pl", f"{lab.mark}b", 13), mtu=1450)
+    before = lab.engine.plan([net])
+    text = str(before)
+    assert f"+ bridge {lab.mark}b" in text and "+ dnsmasq pl" in text
+    assert lab.links().count(f"{lab.mark}b") == 0  # planning touched nothing
+    lab.engine.start(net)
+    assert lab.engine.plan([net]).in_sync
+    sh(lab.host, "ip", "link", "set", "mtu", "1400", "dev", f"{lab.mark}b")
+    sh(lab.host, "ip", "addr", "flush", "dev", f"{lab.mark}b")
+    after = lab.engine.plan([net])
+    assert [str(c) for c in after.changes or ()] == [
+        f"~ link {lab.mark}b: mtu 1400 -> 1450",
+        f"+ address 10.77.13.1/24 dev {lab.mark}b",
+    ]
+    assert sorted(lab.engine.reconcile()) == [
+        f"pl: bridge: + address 10.77.13.1/24 dev {lab.mark}b",
+        f"pl: bridge: ~ link {lab.mark}b: mtu 1400 -> 1450",
+    ]
+    assert lab.engine.plan([net]).in_sync
+
+
+def test_bridge_name_taken_by_foreign_link_is_refused_untouched(lab: Lab) -> None:
+    sh(lab.host, "ip", "link", "add", f"{lab.mark}b", "type", "bridge")
+    with pytest.raises(Conflict, match="already exists"):
+        lab.engine.start(nat_network("clash", f"{lab.mark}b", 14))
+    assert f"{lab.mark}b" in lab.links()  # not ours: left alone
+    assert not lab.engine.is_active("clash")
+
+
+def test_failure_midway_undoes_everything(lab: Lab) -> None:
+    # dnsmasq refuses an unknown option: the start fails at its last step
+    from dataclasses import replace
+
+    net = replace(nat_network("bad", f"{lab.mark}b", 15), dnsmasq_options=("no-such-option",))
+    with pytest.raises(HostError, match="starting dnsmasq.*undone"):
+        lab.engine.start(net)
+    assert f"{lab.mark}b" not in lab.links()
+    assert "virtnet" not in lab.ruleset()
+    assert lab.dnsmasq_pids() == [] and lab.state_files() == []
+    assert lab.engine.active() == [] and lab.engine.store.list_runtime(lab.host) == {}
+
+
+def test_reconcile_repairs_drift(lab: Lab) -> None:
+    net = nat_network("drift", f"{lab.mark}b", 16)
+    lab.engine.start(net)
+    vm = lab.vm("drift")
+    lab.listen(lab.outside, 7002)
+    assert lab.tcp(vm.ns, OUTSIDE, 7002)
+
+    # someone flushes the ruleset (firewalld reload, a third-party firewall)
+    sh(lab.host, "nft", "flush", "ruleset")
+    repairs = lab.engine.reconcile()
+    assert any("nftables" in r for r in repairs), repairs
+    assert lab.tcp(vm.ns, OUTSIDE, 7002)
+
+    # one rule deleted: the masquerade chain emptied
+    sh(lab.host, "nft", "flush", "chain", "inet", "virtnet", "masq_ports_1024_65535")
+    assert any("nftables" in r for r in lab.engine.reconcile())
+    assert lab.engine.reconcile() == []
+
+    # dnsmasq killed
+    (pid,) = lab.dnsmasq_pids()
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(pid)
+    repairs = lab.engine.reconcile()
+    assert any("dnsmasq restarted" in r for r in repairs), repairs
+    assert len(lab.dnsmasq_pids()) == 1
+    assert lab.vm("drift").ip  # it serves leases again
+
+    # the bridge removed: recreated, ports re-attached, dnsmasq rebound
+    sh(lab.host, "ip", "link", "del", f"{lab.mark}b")
+    repairs = lab.engine.reconcile()
+    assert any("recreated" in r for r in repairs), repairs
+    assert any(f"port {vm.port} re-attached" in r for r in repairs), repairs
+    assert lab.ping(vm.ns, "10.77.16.1")
+    assert lab.tcp(vm.ns, OUTSIDE, 7002)
+    assert lab.dhcp(vm).ip
+    assert lab.engine.reconcile() == []
+
+
+def wait_dead(pid: int) -> None:
+    """Until PID is gone or a zombie (a SIGKILL takes effect asynchronously)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.005)
+
+
+CRASH_SCRIPT = """
+import json, sys
+from virtnet.engine import Engine
+from virtnet.host import record
+net = record.network_from_json(json.loads(sys.argv[3]))
+Engine(sys.argv[1], sys.argv[2]).start(net)
+"""
+
+
+@pytest.mark.parametrize("step", START_STEPS)
+def test_kill_during_start_then_start_converges(lab: Lab, step: str) -> None:
+    keep = nat_network("keep", f"{lab.mark}k", 17)
+    lab.engine.start(keep)
+    keep_rules = lab.ruleset()
+    net = nat_network("crash", f"{lab.mark}b", 18, ForwardMode.NAT)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, str(lab.state_dir), lab.host,
+         json.dumps(record.network_to_json(net))],
+        env={**os.environ, CRASH_ENV: step}, cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not lab.engine.is_active("crash")
+
+    lab.engine.start(net)  # converges
+    assert lab.engine.active() == ["crash", "keep"]
+    assert lab.links().count(f"{lab.mark}b:") == 1
+    assert len(lab.dnsmasq_pids()) == 2
+    vm = lab.vm("crash")
+    assert vm.ip.startswith("10.77.18.")
+    assert lab.engine.reconcile() == []
+
+    lab.engine.stop("crash")  # and stop leaves exactly what was there before
+    assert f"{lab.mark}b:" not in lab.links()
+    assert lab.ruleset() == keep_rules
+    assert len(lab.dnsmasq_pids()) == 1
+    assert sorted(lab.state_files()) == sorted(
+        f"keep.{s}" for s in ("conf", "hostsfile", "addnhosts", "pid", "leases", "log"))
+
+
+def test_kill_during_start_then_stop_or_reconcile_cleans_up(lab: Lab) -> None:
+    net = nat_network("crash2", f"{lab.mark}b", 19)
+    for finish in ("stop", "reconcile"):
+        proc = subprocess.run(
+            [sys.executable, "-c", CRASH_SCRIPT, str(lab.state_dir), lab.host,
+             json.dumps(record.network_to_json(net))],
+            env={**os.environ, CRASH_ENV: "active"}, cwd=ROOT, capture_output=True, text=True,
+        )
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert len(lab.dnsmasq_pids()) == 1  # the orphan exists...
+        if finish == "stop":
+            lab.engine.stop("crash2")
+        else:
+            assert lab.engine.reconcile()
+        assert lab.dnsmasq_pids() == []  # ...and is gone, with everything else
+        assert f"{lab.mark}b" not in lab.links()
+        assert "virtnet" not in lab.ruleset()
+        assert lab.state_files() == []
+
+
+def test_stop_unknown_network_is_a_clear_error(lab: Lab) -> None:
+    with pytest.raises(NotFound, match="not active"):
+        lab.engine.stop("nosuch")
+
+
+def test_engine_refuses_missing_namespace(tmp_path: Path) -> None:
+    require_root()
+    with pytest.raises(NotFound, match="does not exist"):
+        Engine(tmp_path, "virtnet-no-such-ns").start(nat_network("x", "vtnone0", 20))
