@@ -295,7 +295,8 @@ class Engine:
             left = rv.revert()
             if not isinstance(exc, Exception):
                 raise
-            detail = exc.message if isinstance(exc, VirtnetError) else f"{type(exc).__name__}: {exc}"
+            detail = (exc.message if isinstance(exc, VirtnetError)
+                      else f"{type(exc).__name__}: {exc}")
             raise HostError(
                 f"starting network {net.name!r} failed while {step}: {detail}; "
                 + ("everything it had done was undone" if not left
