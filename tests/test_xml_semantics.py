@@ -382,3 +382,25 @@ def test_format_is_robust_for_networks_built_in_code() -> None:
     with pytest.raises(InvalidDefinition) as info:
         format_network(broken)
     assert info.value.element == "network/metadata"
+
+
+def test_ipv6_addresses_printed_as_glibc_inet_ntop() -> None:
+    parsed = parse_network(
+        net(
+            "<ip family='ipv6' address='::FFFF:192.168.80.1' prefix='120'>"
+            "<dhcp><range start='::ffff:c0a8:5002' end='::ffff:192.168.80.9'/></dhcp></ip>"
+            "<ip family='ipv6' address='2001:DB8:0:0:1:0:0:1' prefix='64'/>"
+        )
+    )
+    assert parsed.ips[0].address == "::ffff:192.168.80.1"
+    assert parsed.ips[0].dhcp is not None
+    assert parsed.ips[0].dhcp.ranges[0].start == "::ffff:192.168.80.2"
+    assert parsed.ips[1].address == "2001:db8::1:0:0:1"
+
+
+def test_scoped_ipv6_address_is_refused() -> None:
+    from virtnet.errors import InvalidDefinition
+
+    with pytest.raises(InvalidDefinition) as info:
+        parse_network(net("<ip family='ipv6' address='fe80::1%eth0' prefix='64'/>"))
+    assert info.value.element == "network/ip"

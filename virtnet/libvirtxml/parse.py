@@ -28,6 +28,7 @@ from virtnet.libvirtxml.values import (
     attr,
     c_uint,
     fail,
+    fmt_ip,
     ip_address,
     ip_attr,
     local_name,
@@ -409,7 +410,7 @@ def _nat(el: etree._Element, mode_name: str) -> Nat:
         e = ip_address(a, "end", end, version=4)
         if int(e) < int(s):
             fail(a, f"range {s} - {e} is reversed", "give the lower address as start")
-        addresses = (NatAddressRange(start=str(s), end=str(e)),)
+        addresses = (NatAddressRange(start=fmt_ip(s), end=fmt_ip(e)),)
     port_els = children(el, "port")
     if len(port_els) > 1:
         fail(port_els[1], "only one <port> element is allowed in <nat>", "keep a single <port>")
@@ -498,9 +499,9 @@ def _ip(el: etree._Element) -> IPDef:
         fail(el, f"unrecognized family '{family}'", "use family='ipv4' or 'ipv6'")
 
     ipdef = IPDef(
-        address=str(address),
+        address=fmt_ip(address),
         family=family,
-        netmask=str(netmask) if netmask is not None else None,
+        netmask=fmt_ip(netmask) if netmask is not None else None,
         prefix=prefix or None,
         local_ptr=local_ptr,
     )
@@ -563,7 +564,7 @@ def _range(el: etree._Element, ipdef: IPDef) -> DHCPRange:
         fail(el, "missing 'end' attribute in dhcp range", "add end='IP'")
     end = ip_address(el, "end", end_attr)
     _check_range(el, start, end, ipdef)
-    return DHCPRange(start=str(start), end=str(end), lease=_lease(child(el, "lease")))
+    return DHCPRange(start=fmt_ip(start), end=fmt_ip(end), lease=_lease(child(el, "lease")))
 
 
 def _check_range(el: etree._Element, start: IPAddr, end: IPAddr, ipdef: IPDef) -> None:
@@ -683,10 +684,10 @@ def _route(el: etree._Element) -> Route:
     if masked != address:
         fail(el, f"address '{address_attr}' is not a network address", f"use {masked}/{plen}")
     return Route(
-        address=str(address),
-        gateway=str(gateway),
+        address=fmt_ip(address),
+        gateway=fmt_ip(gateway),
         family=family,
-        netmask=str(netmask) if netmask is not None else None,
+        netmask=fmt_ip(netmask) if netmask is not None else None,
         prefix=prefix,
         metric=metric,
     )
@@ -770,7 +771,7 @@ def _dns_host(el: etree._Element) -> DNSHost:
     ip = attr(el, "ip")
     if ip is None:
         fail(el, "missing IP address in DNS host record", "add ip='ADDRESS'")
-    return DNSHost(ip=str(ip_address(el, "ip", ip)), hostnames=tuple(names))
+    return DNSHost(ip=fmt_ip(ip_address(el, "ip", ip)), hostnames=tuple(names))
 
 
 def _no_line_breaks(el: etree._Element, record: str, field: str, value: str | None) -> None:

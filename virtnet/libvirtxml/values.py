@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from typing import NoReturn
 
 from lxml import etree
@@ -168,6 +169,8 @@ def ip_address(
     el: etree._Element, name: str, value: str, *, version: int | None = None
 ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """A numeric IP address (of ``version`` when given)."""
+    if "%" in value:
+        fail(el, f"'{value}' in attribute {name} has a scope id", "give the address without %SCOPE")
     try:
         addr = ipaddress.ip_address(value.strip())
     except ValueError:
@@ -190,4 +193,11 @@ def ip_attr(el: etree._Element, name: str, *, version: int | None = None) -> str
     value = attr(el, name)
     if value is None:
         return None
-    return str(ip_address(el, name, value, version=version))
+    return fmt_ip(ip_address(el, name, value, version=version))
+
+
+def fmt_ip(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """As libvirt prints it, via inet_ntop (``::ffff:1.2.3.4``, not ``::ffff:102:304``)."""
+    if addr.version == 6:
+        return socket.inet_ntop(socket.AF_INET6, addr.packed)
+    return str(addr)
