@@ -173,9 +173,9 @@ def register(cli: click.Group) -> None:
         else:
             files = {f"{spec.name}-nmcli.sh": render_nmcli(spec)}
         if out_dir is None:
-            for fname, text in files.items():
+            for i, (fname, text) in enumerate(files.items()):
                 if len(files) > 1:
-                    click.echo(f"# ---- {fname} ----")
+                    click.echo(("\n" if i else "") + f"# ---- {fname} ----")
                 click.echo(text, nl=False)
             return
         _write_files(out_dir, files, secret=fmt == "keyfile")

@@ -320,7 +320,11 @@ def render_nmcli(spec: BridgeSpec) -> str:
     def cmd(*args: str) -> str:
         return " ".join(shlex.quote(a) for a in args)
 
-    lines = [f"# virtnet host bridge: {spec.name} for bridged-mode VMs"]
+    lines = [
+        f"# virtnet host bridge: {spec.name} for bridged-mode VMs",
+        f"# profiles already on {', '.join(spec.uplinks)} keep them until deleted "
+        "(nmcli connection show; nmcli connection delete NAME)",
+    ]
     ip: list[str]
     if spec.ipv4 == "dhcp":
         ip = ["ipv4.method", "auto", "ipv6.method", "auto"]
