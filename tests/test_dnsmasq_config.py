@@ -278,3 +278,12 @@ def test_dnsmasq_accepts_a_rich_config(tmp_path: Path) -> None:
         ["dnsmasq", "--test", f"--conf-file={paths.conf}"], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_unvalidated_bad_addresses_are_virtnet_errors() -> None:
+    bad_mask = nat(ips=(replace(nat().ips[0], prefix=None, netmask="255.0.255.0"),))
+    with pytest.raises(InvalidDefinition, match="not a valid netmask"):
+        render_conf(bad_mask, DnsmasqPaths.for_network(STATE, "x"))
+    bad_host = nat(ips=(replace(nat().ips[0], dhcp=DHCP(hosts=(DHCPHost(ip="zz", mac="m"),))),))
+    with pytest.raises(InvalidDefinition, match="not an IP address"):
+        render_hostsfile(bad_host)

@@ -9,6 +9,7 @@ Fixed budget and a fixed seed (derandomize), so the run is the same every time a
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,11 @@ def check_network(net: Network) -> None:
     try:
         validate(net)
     except VirtnetError:
+        # rendering an invalid definition is refused with a virtnet error, never a crash
+        paths = DnsmasqPaths.for_network(STATE, "x")
+        for render in (lambda: render_conf(net, paths), lambda: render_hostsfile(net)):
+            with contextlib.suppress(VirtnetError):
+                render()
         return
     full = fill_defaults(net)
     conf = render_conf(full, DnsmasqPaths.for_network(STATE, full.name))

@@ -16,10 +16,13 @@ refused even if validation was skipped.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from virtnet.errors import HostileInput, InvalidDefinition
 from virtnet.model.network import IPDef, Lease, Network
@@ -72,6 +75,27 @@ class DnsmasqPaths:
             leasefile=base / f"{stem}.leases",
             logfile=base / f"{stem}.log",
         )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _definition_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Addresses and prefixes are checked by validation; unvalidated ones fail as virtnet errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:  # ipaddress's errors: a bad address, netmask or prefix
+            raise InvalidDefinition(
+                f"cannot render dnsmasq files: {exc}",
+                element="ip",
+                hint="run 'virtnet validate' on the definition and fix what it reports",
+            ) from None
+
+    return wrapper
 
 
 def _safe(value: str, element: str) -> str:
@@ -156,6 +180,7 @@ def needs_dnsmasq(net: Network) -> bool:
     return net.needs_dnsmasq or any(ip.tftp_root for ip in net.ips)
 
 
+@_definition_errors
 def render_conf(net: Network, paths: DnsmasqPaths) -> str | None:
     """The dnsmasq configuration file for ``net``, or None when the network runs no dnsmasq."""
     if not needs_dnsmasq(net):
@@ -296,6 +321,7 @@ def render_conf(net: Network, paths: DnsmasqPaths) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+@_definition_errors
 def hosts_lines(net: Network) -> list[str]:
     """dhcp-host lines (libvirt's hostsfileAdd), IPv4 DHCP <ip> first, then IPv6."""
     out: list[str] = []
@@ -326,11 +352,13 @@ def hosts_lines(net: Network) -> list[str]:
     return out
 
 
+@_definition_errors
 def render_hostsfile(net: Network) -> str:
     """The dhcp-hostsfile: one static host a line (empty when there are none)."""
     return "".join(f"{line}\n" for line in hosts_lines(net))
 
 
+@_definition_errors
 def render_addnhosts(net: Network) -> str:
     """The addn-hosts file from <dns><host>: "IP<TAB>name<TAB>..." with names merged per IP."""
     by_ip: dict[str, list[str]] = {}
