@@ -3,13 +3,18 @@ without reading files, touching the network or expanding entities."""
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
 
 from virtnet.errors import HostileInput, InvalidDefinition, VirtnetError
-from virtnet.libvirtxml import parse_network
+from virtnet.libvirtxml import format_network, parse_network
 from virtnet.libvirtxml.safe_xml import MAX_BYTES, MAX_DEPTH
 
 GOOD = "<network><name>n1</name><bridge name='vb1'/></network>"
@@ -281,3 +286,56 @@ def test_many_portgroups_and_unknown_elements_stay_fast() -> None:
     )
     _fast(_filled("", lambda i: f"<x{i}/>"))
     _fast(_filled("", lambda i: "<a/>"))
+
+
+# --- fuzzing: mutated corpus documents never crash the parser --------------------------
+
+CORPUS_IN = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "conformance" / "libvirt-9.0.0"
+    / "networkxml2xmlin"
+)  # fmt: skip
+NASTY = [
+    "", " ", "0", "-1", "1", "65536", "4096", "99999999999999999999999", "yes", "no", "on",
+    "off", "abc", "0x1f", "010", " 5 ", "::", "::1", "1.2.3.4", "255.255.255.255", "0.0.0.0",
+    "10.0.0.0", "192.168.122.300", "fe80::1", "52:54:00:00:00:01", "ff:ff:ff:ff:ff:ff",
+    "nat", "route", "open", "bridge", "hostdev", "passthrough", "none", "ipv4", "ipv6",
+    "a/b", "%d", "virbr%d", "é", "x" * 300,
+]  # fmt: skip
+
+
+def _corpus_docs() -> list[str]:
+    return [p.read_text() for p in sorted(CORPUS_IN.glob("*.xml"))]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_corpus_never_crashes(data: st.DataObject) -> None:
+    docs = _corpus_docs()
+    if not docs:
+        pytest.skip("conformance corpus not present")
+    root = etree.fromstring(data.draw(st.sampled_from(docs)).encode())
+    elements = list(root.iter())
+    for _ in range(data.draw(st.integers(1, 4))):
+        el = data.draw(st.sampled_from(elements))
+        action = data.draw(st.sampled_from(["set", "delete-attr", "drop", "dup"]))
+        if action == "set":
+            name = data.draw(st.sampled_from(sorted(el.attrib) or ["dev", "mode", "name"]))
+            el.set(name, data.draw(st.sampled_from(NASTY)))
+        elif action == "delete-attr" and el.attrib:
+            del el.attrib[data.draw(st.sampled_from(sorted(el.attrib)))]
+        elif action == "drop" and el.getparent() is not None:
+            parent = el.getparent()
+            assert parent is not None
+            parent.remove(el)
+            elements = list(root.iter())
+        elif action == "dup" and el.getparent() is not None:
+            el.addnext(copy.deepcopy(el))
+            elements = list(root.iter())
+    doc = etree.tostring(root, encoding="unicode")
+    try:
+        net = parse_network(doc)
+    except VirtnetError as err:
+        assert err.element, f"refusal without element: {err}"
+        return
+    xml = format_network(net)
+    assert format_network(parse_network(xml)) == xml
