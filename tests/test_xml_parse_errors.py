@@ -596,6 +596,12 @@ CASES: list[tuple[str, str, str, str]] = [
         "average",
     ),
     (
+        "bw-class-id",
+        net("<bandwidth classID='3'><inbound average='1'/></bandwidth>"),
+        "network/bandwidth",
+        "classID",
+    ),
+    (
         "vport-no-type",
         net("<forward mode='bridge'/><bridge name='b'/><virtualport/>"),
         "network/virtualport",

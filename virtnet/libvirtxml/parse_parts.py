@@ -61,6 +61,12 @@ def _rate(el: etree._Element) -> BandwidthRate:
 
 def parse_bandwidth(el: etree._Element, *, allow_floor: bool = False) -> Bandwidth | None:
     """``<bandwidth>``: at most one <inbound> and one <outbound>; floor only where supported."""
+    if attr(el, "classID") is not None:
+        fail(
+            el,
+            "classID attribute not supported on <bandwidth> in this usage context",
+            "remove classID: libvirt assigns it at run time",
+        )
     inbound = children(el, "inbound")
     outbound = children(el, "outbound")
     if len(inbound) > 1:
