@@ -256,8 +256,8 @@ class Vlan:
 @dataclass(frozen=True)
 class VirtualPort:
     type: str | None = None  # 802.1Qbg | 802.1Qbh | openvswitch | midonet | None
-    # libvirt's <parameters> attributes in its own order: managerid, typeid, typeidversion,
-    # instanceid, profileid, interfaceid. Kept as (name, value) pairs in that order.
+    # libvirt's <parameters> attributes in the order it prints them: managerid, typeid,
+    # typeidversion, instanceid, interfaceid, profileid. Kept as (name, value) pairs.
     parameters: tuple[tuple[str, str], ...] = ()
 
 
