@@ -182,7 +182,7 @@ def _forward(out: _Out, fwd: Forward, *, inactive: bool) -> None:
         else:
             out.open(nat_head + ">")
             for rng in nat.addresses[:1]:
-                out.add(f"<address start='{rng.start}' end='{rng.end}'/>")
+                out.add(f"<address start='{esc(rng.start)}' end='{esc(rng.end)}'/>")
             if nat_port:
                 out.add(
                     f"<port start='{nat.port_start or 0}'"
