@@ -141,3 +141,23 @@ def test_bridge_refusals(extra: list[str], code: int, words: list[str]) -> None:
 def test_bridge_refuses_wifi() -> None:
     rc, _, err = run("host", "bridge", "--name", "br0", "--uplink", "wlan0")
     assert rc == 9 and "Wi-Fi" in err
+
+
+def test_check_live_namespace(unique_name: str) -> None:
+    """With --netns, the namespace's own links (ip -j link), not the root's sysfs."""
+    from tests.conftest import require_root
+    from virtnet.host import netns
+
+    require_root()
+    ns = unique_name + "c"
+    try:
+        netns.create(ns)
+        netns.run(ns, ["ip", "link", "add", "br9", "type", "bridge"])
+        code, out, _ = run("--netns", ns, "host", "check")
+        assert code == 9 and "bridge br9 is down" in out
+        assert "ip link in namespace" in out
+        netns.run(ns, ["ip", "link", "set", "br9", "up"])
+        code, out, _ = run("--netns", ns, "host", "check")
+        assert code == 0 and "bridge br9 has no uplink" in out
+    finally:
+        netns.delete(ns)

@@ -25,6 +25,7 @@ from virtnet.hostcfg import (
     render_nmstate,
 )
 from virtnet.hostcfg.generate import FORMATS
+from virtnet.hostcfg.iplink import read_live
 
 _LABEL = {Severity.OK: "ok", Severity.WARNING: "WARNING", Severity.REFUSED: "REFUSED"}
 
@@ -77,15 +78,22 @@ def register(cli: click.Group) -> None:
         force: bool,
     ) -> None:
         """Apply the bridged-mode rules to NetworkManager keyfiles / nmstate FILES, or to a
-        live host's sysfs. Bond modes 1, 2, 4 with MII monitoring pass; modes 0, 3, 5, 6, ARP
-        monitoring, no monitoring and Wi-Fi uplinks are refused (exit status 9)."""
+        live host (sysfs, or with --netns that namespace's links). Bond modes 1, 2, 4 with
+        MII monitoring pass; modes 0, 3, 5, 6, ARP monitoring, no monitoring and Wi-Fi
+        uplinks are refused (exit status 9)."""
         if files and sysfs_root:
             raise InvalidDefinition(
                 "give FILES or --sysfs-root, not both",
                 element="host check",
                 hint="check configuration files and the live host in two runs",
             )
-        view = read_files(files) if files else read_sysfs(sysfs_root or "/")
+        netns = settings(ctx).netns
+        if files:
+            view = read_files(files)
+        elif netns and not sysfs_root:
+            view = read_live(netns)  # that namespace's links, over netlink
+        else:
+            view = read_sysfs(sysfs_root or "/")
         if not bridges and not view.bridges() and not view.bonds():
             raise InvalidDefinition(
                 f"no bridge and no bond found ({view.source})",
