@@ -24,7 +24,7 @@ def test_demo_observed_table_is_the_seed(tmp_path: Path) -> None:
     assert lines, "progress is reported while it runs"
     assert result.report.differences == []
     observed = {r.label: r.cells for r in result.observed}
-    for label in ("NAT", "Routed mode", "Isolated mode"):
+    for label in ("Bridged mode", "NAT", "Routed mode", "Isolated mode"):
         assert observed[label] == SEED_TABLE[label], label
     # Open mode: the seed says "depends on the host's firewall rules"; the lab host has none,
     # so forwarding decides and everything is reachable.
@@ -40,6 +40,11 @@ def test_demo_observed_table_is_the_seed(tmp_path: Path) -> None:
                  if r.key.src.startswith("route/") and r.key.dst == "outside1"
                  and r.key.proto == "tcp"]
     assert route_out and all(r.seen_as == "itself" for r in route_out)
+    # Bridged VMs are plain LAN stations: the outside host saw their own addresses.
+    lan_in = [r for r in result.report.results
+              if r.key.src == "outside1" and r.key.dst.startswith("bridge/")
+              and r.key.proto == "tcp"]
+    assert lan_in and all(r.observed.ok and r.seen_as == "itself" for r in lan_in)
     assert not [n for n in netns_mod.list_names() if n.startswith(result.mark)]
     assert not (tmp_path / "labs" / f"{result.mark}.json").exists()
 
@@ -55,5 +60,5 @@ def test_demo_command_json(tmp_path: Path) -> None:
     expected = {r["row"]: r["cells"] for r in data["expected"]}
     assert observed["NAT"]["Visible to outside locations"] == "no"
     assert observed == expected
-    assert "not built yet" in data["bridged"]
+    assert observed["Bridged mode"] == dict.fromkeys(observed["NAT"], "YES")
     assert data["timings"]["total"] > 0

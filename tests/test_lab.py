@@ -46,7 +46,8 @@ def test_example_lab_files_load(path: Path) -> None:
     "data, words",
     [
         ({"networks": []}, "non-empty"),
-        ({"networks": [{"mode": "bridge"}]}, "not one of"),
+        ({"networks": [{"mode": "vepa"}]}, "not one of"),
+        ({"networks": [{"mode": "bridge"}, {"name": "b2", "mode": "bridge"}]}, "one LAN"),
         ({"networks": [{"mode": "nat", "subnet": "10.0.0.0/24"},
                        {"mode": "route", "subnet": "10.0.0.0/16"}]}, "overlap"),
         ({"networks": [{"mode": "nat", "subnet": "203.0.113.0/25"}]}, "LAN"),

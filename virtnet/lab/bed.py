@@ -32,14 +32,16 @@ from typing import Any
 
 from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
 from virtnet.host import netns as netns_mod
-from virtnet.lab.spec import HOST_LAN_V4, HOST_LAN_V6, LAN_V4, LAN_V6, LabSpec
+from virtnet.lab.spec import HOST_LAN_V4, HOST_LAN_V6, LAN_BRIDGE, LAN_V4, LAN_V6, LabSpec
 from virtnet.model.network import ForwardMode, Network
 
 MARK_RE = re.compile(r"^vl[0-9a-f]{4}$")
 NS_RE = re.compile(r"^(vl[0-9a-f]{4})-(host|lan|out\d+|n\d+v\d+)$")
 ETC_NETNS = Path("/etc/netns")
 UDHCPC_SCRIPT = "/etc/udhcpc/default.script"
-LAN_GATEWAY_V4 = str(LAN_V4.network_address + 254)  # a default route target (nothing there)
+# The LAN's router and DHCP server (bridged VMs' leases); it forwards nothing anywhere.
+LAN_GATEWAY_V4 = str(LAN_V4.network_address + 254)
+LAN_DHCP = (str(LAN_V4.network_address + 100), str(LAN_V4.network_address + 150))
 
 Progress = Callable[[str], None]
 _VM_SYSCTLS = {
@@ -258,9 +260,17 @@ def _build_lan(st: LabState, spec: LabSpec) -> None:
     # The host answers every rejected probe at once: no ICMP error rate limit in the lab.
     _sysctls(st.host_ns, {"net/ipv4/icmp_ratelimit": "0", "net/ipv6/icmp/ratelimit": "0"})
     jobs: list[Callable[[], object]] = []
-    host = [f"addr add {HOST_LAN_V4}/{LAN_V4.prefixlen} dev eth0",
-            f"addr add {HOST_LAN_V6}/{LAN_V6.prefixlen} dev eth0 nodad", "link set eth0 up",
-            f"route add default via {LAN_GATEWAY_V4}"]
+    bridged = any(n.mode is ForwardMode.BRIDGE for n in spec.networks)
+    # Bridged mode wants the host's LAN address on a bridge that enslaves the uplink.
+    up = LAN_BRIDGE if bridged else "eth0"
+    host = [f"link add {LAN_BRIDGE} type bridge stp_state 0 forward_delay 0",
+            f"link set eth0 master {LAN_BRIDGE}", f"link set {LAN_BRIDGE} up"] if bridged else []
+    host += [f"addr add {HOST_LAN_V4}/{LAN_V4.prefixlen} dev {up}",
+             f"addr add {HOST_LAN_V6}/{LAN_V6.prefixlen} dev {up} nodad", "link set eth0 up",
+             f"route add default via {LAN_GATEWAY_V4}"]
+    if bridged:
+        _batch(st.lan_ns, [f"addr add {LAN_GATEWAY_V4}/{LAN_V4.prefixlen} dev lan0"])
+        jobs.append(lambda: _lan_dhcp(st))
     jobs.append(lambda: _batch(st.host_ns, host))
     st.outside = []
     for i, ns in enumerate(outs, 1):
@@ -274,6 +284,25 @@ def _build_lan(st: LabState, spec: LabSpec) -> None:
         jobs.append(lambda ns=ns, cmds=cmds: _batch(ns, cmds))  # type: ignore[misc]
     _parallel(jobs)
     save(st)
+
+
+def _lan_dhcp(st: LabState) -> None:
+    """The LAN's own DHCP server (a dnsmasq in the LAN namespace) for bridged VMs."""
+    st.engine_dir.mkdir(parents=True, exist_ok=True)
+    pidfile = st.engine_dir / "lan-dhcp.pid"
+    argv = ["ip", "netns", "exec", st.lan_ns, "dnsmasq", "--conf-file=/dev/null", "--port=0",
+            "--user=root", "--interface=lan0", "--bind-interfaces", "--no-ping",
+            f"--dhcp-range={LAN_DHCP[0]},{LAN_DHCP[1]},255.255.255.0,1h",
+            "--dhcp-authoritative", f"--dhcp-option=3,{LAN_GATEWAY_V4}",
+            f"--dhcp-leasefile={st.engine_dir / 'lan-dhcp.leases'}", f"--pid-file={pidfile}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    if proc.returncode != 0:
+        raise HostError(f"the lab LAN's DHCP server did not start: {proc.stderr.strip()}")
+
+
+def lan_leases(st: LabState) -> str:
+    path = st.engine_dir / "lan-dhcp.leases"
+    return path.read_text() if path.exists() else ""
 
 
 def engine_for(st: LabState) -> Any:
@@ -317,7 +346,7 @@ def _lease_one(vm: VmInfo, net: Network) -> None:
     (etc / "resolv.conf").write_text("# virtnet lab VM: udhcpc writes here\n")
     _batch(vm.netns, ["link set eth0 up"])
     vm.mac = vm.mac or _mac(vm.netns)
-    if net.ipv4:
+    if net.ipv4 or net.mode is ForwardMode.BRIDGE:
         argv = ["ip", "netns", "exec", vm.netns, "unshare", "--uts", "udhcpc", "-i", "eth0",
                 "-f", "-q", "-n", "-t", "6", "-T", "1", "-A", "1", "-s", UDHCPC_SCRIPT]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)

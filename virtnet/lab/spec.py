@@ -37,7 +37,8 @@ from virtnet.model.network import (
     Network,
 )
 
-SHORTHAND_MODES = ("nat", "route", "isolated", "open")
+SHORTHAND_MODES = ("bridge", "nat", "route", "isolated", "open")
+LAN_BRIDGE = "br0"  # bridged mode: the VM host's bridge on the LAN, its uplink enslaved
 LAN_V4 = ipaddress.IPv4Network("203.0.113.0/24")  # TEST-NET-3: the lab's physical LAN
 LAN_V6 = ipaddress.IPv6Network("2001:db8:ff::/64")
 HOST_LAN_V4, HOST_LAN_V6 = "203.0.113.1", "2001:db8:ff::1"
@@ -75,6 +76,14 @@ def shorthand_network(
             hint="use a definition file ('file:') for other modes",
         )
     name = name or mode
+    if mode == "bridge":
+        # VMs join the host's LAN bridge and take their addresses from the LAN's DHCP server.
+        return Network(
+            name=name,
+            uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"virtnet-lab:{name}:{LAN_BRIDGE}")),
+            forward=Forward(mode=ForwardMode.BRIDGE),
+            bridge=Bridge(name=LAN_BRIDGE),
+        )
     v4 = ipaddress.IPv4Network(subnet or f"192.168.{100 + index}.0/24")
     if v4.prefixlen > 28:
         raise InvalidDefinition(f"subnet {v4} of lab network {name!r} is too small",
@@ -206,6 +215,9 @@ def _checked(spec: LabSpec) -> LabSpec:
         raise InvalidDefinition(f"outside_hosts must be 0..{MAX_OUTSIDE}",
                                 element="outside_hosts", hint="e.g. 1")
     names: set[str] = set()
+    if sum(n.mode is ForwardMode.BRIDGE for n in spec.networks) > 1:
+        raise InvalidDefinition("a lab has one LAN, so at most one bridged network",
+                                element="networks[].mode", hint="keep one 'mode: bridge'")
     subnets: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
     for net in spec.networks:
         if net.name in names:
