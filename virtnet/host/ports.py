@@ -119,6 +119,11 @@ def create(
             peer_netns=peer_netns if kind == "veth" else None,
             peer_name=peer_name if kind == "veth" else None,
         )
+        if nl.get(pname) is not None:  # TUNSETIFF would silently attach to an existing tap
+            if explicit:
+                raise Conflict(f"cannot create port {pname}: an interface of that name exists",
+                               hint="choose another port name")
+            continue
         try:
             if kind == "veth":
                 _create_veth(nl, port)

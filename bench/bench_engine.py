@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Engine benchmark: start/stop of 1, 10, 100, 1000 NAT networks with DHCP, 1000 ports on one
+network, and iperf3 VM->outside through NAT with 1 and with 1000 networks running.
+
+Run as root from the repository: ``.venv/bin/python bench/bench_engine.py [--max 1000]``.
+Everything happens in namespaces this script creates (named vnb<hex>...) and removes.
+Times are wall-clock inside the process around Engine.start/stop: virtnet's own work plus
+the kernel calls, nft and dnsmasq start-up it waits for (no interpreter start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from virtnet.engine import Engine  # noqa: E402
+from virtnet.host import netns  # noqa: E402
+from virtnet.model.network import (  # noqa: E402
+    DHCP,
+    Bridge,
+    DHCPRange,
+    Forward,
+    ForwardMode,
+    IPDef,
+    Network,
+)
+
+OUTSIDE = "203.0.113.2"
+
+
+def network(i: int) -> Network:
+    sub = f"10.{100 + i // 256}.{i % 256}"
+    return Network(
+        name=f"bench{i}",
+        forward=Forward(mode=ForwardMode.NAT),
+        bridge=Bridge(name=f"vnb{i}", stp=False, delay=0),
+        ips=(IPDef(address=f"{sub}.1", netmask="255.255.255.0",
+                   dhcp=DHCP(ranges=(DHCPRange(f"{sub}.2", f"{sub}.254"),))),),
+        dnsmasq_options=("no-ping",),
+    )
+
+
+def ip(ns: str, *args: str) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, "ip", *args], check=True)
+
+
+def fmt_ms(xs: list[float]) -> str:
+    xs = sorted(xs)
+    p95 = xs[min(len(xs) - 1, int(len(xs) * 0.95))]
+    return (f"median {statistics.median(xs) * 1000:6.1f} ms  p95 {p95 * 1000:6.1f} ms  "
+            f"max {xs[-1] * 1000:6.1f} ms")
+
+
+def start_stop(engine: Engine, n: int) -> tuple[float, float]:
+    starts, stops = [], []
+    t0 = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        engine.start(network(i))
+        starts.append(time.perf_counter() - t)
+    total_start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        engine.stop(f"bench{i}")
+        stops.append(time.perf_counter() - t)
+    total_stop = time.perf_counter() - t0
+    print(f"{n:5d} networks  start total {total_start:7.2f} s  per network {fmt_ms(starts)}")
+    print(f"{'':15s}stop  total {total_stop:7.2f} s  per network {fmt_ms(stops)}")
+    return total_start, total_stop
+
+
+def iperf(engine: Engine, host: str, vm: str, outside: str) -> float:
+    port = engine.add_port("bench0", kind="veth", peer_netns=vm, peer_name="eth0")
+    ip(vm, "addr", "flush", "dev", "eth0")
+    ip(vm, "addr", "add", "10.100.0.50/24", "dev", "eth0")
+    ip(vm, "link", "set", "eth0", "up")
+    ip(vm, "route", "replace", "default", "via", "10.100.0.1")
+    server = subprocess.Popen(["ip", "netns", "exec", outside, "iperf3", "-s", "-1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        out = subprocess.run(
+            ["ip", "netns", "exec", vm, "iperf3", "-c", OUTSIDE, "-t", "3", "-J"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    finally:
+        server.kill()
+        server.wait()
+    engine.delete_port("bench0", port.name)
+    gbit: float = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+    return gbit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max", type=int, default=1000, help="largest network count (default 1000)")
+    ap.add_argument("--ports", type=int, default=1000)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_engine: needs root (it creates network namespaces)")
+    mark = "vnb" + secrets.token_hex(2)
+    host, outside, vm, peers = mark + "h", mark + "o", mark + "v", mark + "p"
+    state = Path(tempfile.mkdtemp(prefix="virtnet-bench-"))
+    os.chmod(state, 0o755)
+    made: list[str] = []
+    engine: Engine | None = None
+    try:
+        for ns in (host, outside, vm, peers):
+            netns.create(ns)
+            made.append(ns)
+        ip(host, "link", "add", "uplink", "type", "veth", "peer", "name", "eth0",
+           "netns", outside)
+        ip(host, "addr", "add", "203.0.113.1/24", "dev", "uplink")
+        ip(host, "link", "set", "uplink", "up")
+        ip(outside, "addr", "add", f"{OUTSIDE}/24", "dev", "eth0")
+        ip(outside, "link", "set", "eth0", "up")
+        ip(host, "route", "add", "default", "via", OUTSIDE)
+        engine = Engine(state, host)
+        print(f"namespace {host}, state {state}")
+        engine.start(network(0))  # warm-up (imports, socket), not counted
+        engine.stop("bench0")
+
+        counts = [n for n in (1, 10, 100, 1000) if n <= args.max]
+        results = {}
+        for n in counts:
+            results[n] = start_stop(engine, n)
+        if results:
+            print("per-network cost by count (start / stop):  " + "   ".join(
+                f"{n}: {s / n * 1000:.1f}/{t / n * 1000:.1f} ms" for n, (s, t) in results.items()))
+
+        # ports
+        engine.start(network(0))
+        adds = []
+        t0 = time.perf_counter()
+        for i in range(args.ports):
+            t = time.perf_counter()
+            engine.add_port("bench0", kind="veth", peer_netns=peers, peer_name=f"p{i}")
+            adds.append(time.perf_counter() - t)
+        total = time.perf_counter() - t0
+        t = time.perf_counter()
+        listed = len(engine.list_ports("bench0"))
+        lt = time.perf_counter() - t
+        print(f"{args.ports:5d} ports on one network  add total {total:6.2f} s  per port "
+              f"{fmt_ms(adds)}; list_ports {lt * 1000:.0f} ms ({listed} ports)")
+        netns.delete(peers)  # the kernel tears the veths down with the namespace
+        made.remove(peers)
+        engine.stop("bench0")
+
+        # throughput through NAT: 1 network, then with --max networks running
+        engine.start(network(0))
+        one = iperf(engine, host, vm, outside)
+        many_n = max(counts) if counts else 1
+        for i in range(1, many_n):
+            engine.start(network(i))
+        many = iperf(engine, host, vm, outside)
+        print(f"iperf3 VM->outside through NAT: {one:.2f} Gbit/s with 1 network, "
+              f"{many:.2f} Gbit/s with {many_n} networks ({(many / one - 1) * 100:+.1f} %)")
+        for i in range(many_n):
+            engine.stop(f"bench{i}")
+    finally:
+        if engine is not None:
+            for name in engine.active():
+                try:
+                    engine.stop(name)
+                except Exception as exc:  # keep cleaning up
+                    print(f"cleanup: {exc}", file=sys.stderr)
+            engine.close()
+        for ns in made:
+            netns.delete(ns)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
