@@ -48,7 +48,7 @@ ATTRS = [
 NASTY = [
     "", "-1", "0", "4294967296", "99999999999999999999", "yes", "no", "0x10", "::", "::1",
     "1.2.3.4", "192.168.122.1", "255.255.255.255", "a\nb", "a,b", '"', "#x", " x", "virbr%d",
-    "../..", "a" * 300, "é", "\u2028", "nat", "bridge", "hostdev", "00:00:00:00:00:00",
+    "../..", "a" * 300, "é", "\u2028", "\x85", "nat", "bridge", "hostdev", "00:00:00:00:00:00",
 ]  # fmt: skip
 # What a rendered configuration may contain: directives virtnet writes, one a line.
 DIRECTIVES = {

@@ -9,7 +9,7 @@ import pytest
 from virtnet import loader
 from virtnet.errors import HostileInput, InvalidDefinition, NotFound
 from virtnet.libvirtxml import format_network, parse_network
-from virtnet.model.network import ForwardMode, Lease
+from virtnet.model.network import ForwardMode, Lease, Network
 from virtnet.yamlform import MAX_BYTES, dump_yaml, load_yaml
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "conformance" / "libvirt-9.0.0"
@@ -162,3 +162,9 @@ def test_dump_formats() -> None:
     assert loader.load_text(loader.dump(net, "yaml"), fmt="yaml") == net
     with pytest.raises(InvalidDefinition):
         loader.dump(net, "json")
+
+
+@pytest.mark.parametrize("text", ["\x85", "a\u2028b", "x\ty", " lead", "\ufeffbom", "l1\nl2"])
+def test_odd_strings_survive(text: str) -> None:
+    net = Network(name="a", title=text, description=text)
+    assert load_yaml(dump_yaml(net)) == net

@@ -133,9 +133,16 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if _YAML_BREAKS.search(value):
+        # PyYAML would write these raw in a single-quoted scalar, where a reader folds them
+        # as line breaks; double quotes escape them (\N, \L, \P).
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     if "\n" in value and value == value.strip() and not _NO_LITERAL.search(value):
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
     return dumper.represent_str(value)
+
+
+_YAML_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
 # Literal blocks cannot carry control characters or trailing spaces faithfully.
