@@ -94,3 +94,22 @@ def test_demo_interrupted_tears_down(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert not [n for n in netns_mod.list_names() if n.startswith(mark)]
     assert not list((tmp_path / "labs").glob("*.json"))
+
+
+def test_dual_stack_lab_verifies_ipv6(tmp_path: Path) -> None:
+    require_root()
+    code, out = _run(tmp_path, "lab", "up", str(EXAMPLES / "dual-stack.yaml"))
+    assert code == 0, out
+    try:
+        code, out = _run(tmp_path, "--output", "json", "verify")
+        assert code == 0, out
+        data = json.loads(out[out.index("{"):])
+        v6 = [r for r in data["results"] if r["family"] == "ipv6"]
+        assert v6 and not any(r["differs"] for r in data["results"])
+        # A nat network's IPv6 is routed (no <nat ipv6='yes'>): visible over IPv6 only.
+        seen = {(r["family"], r["proto"]): r["observed"] for r in data["results"]
+                if r["from"] == "outside1" and r["to"] == "nat6/vm1"}
+        assert seen == {("ipv4", "icmp"): False, ("ipv4", "tcp"): False,
+                        ("ipv6", "icmp"): True, ("ipv6", "tcp"): True}
+    finally:
+        _run(tmp_path, "lab", "down")
