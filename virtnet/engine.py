@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ __all__ = ["DhcpLease", "Engine", "Port", "StartReport"]
 
 # Test hook: the applying process SIGKILLs itself when it reaches this step (crash tests).
 CRASH_ENV = "VIRTNET_TEST_CRASH_AT"
-START_STEPS = ("intent", "bridge", "sysctl", "address", "firewall", "files", "dnsmasq", "active")
+START_STEPS = ("intent", "firewall", "bridge", "sysctl", "address", "files", "dnsmasq", "active")
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,15 @@ class Engine:
         step = "recording the intent"
         rv = Reverter()
         rv.add("runtime record", lambda: self.store.delete_runtime(self.netns, net.name))
+        fw: _Background | None = None
         try:
+            if plan.firewall:
+                # nft runs in its own process meanwhile: its sets are keyed by interface
+                # name, so the rules may come before the bridge does.
+                step = "adding firewall rules"
+                _step("firewall")
+                fw = _Background(lambda: self._firewall_add(net))
+                rv.add("firewall rules", _bind(self._undo_firewall, fw, net))
             step = f"creating bridge {spec.name}"
             _step("bridge")
             index = self.nl.create_bridge(spec)
@@ -271,11 +280,6 @@ class Engine:
             step = f"configuring bridge {spec.name}"
             _step("address")
             self.nl.configure_bridge(index, spec)
-            if plan.firewall:
-                step = "adding firewall rules"
-                _step("firewall")
-                self._firewall_add(net)
-                rv.add("firewall rules", lambda: self._firewall_release(net))
             if dm is not None:
                 step = "writing dnsmasq files"
                 _step("files")
@@ -286,6 +290,9 @@ class Engine:
                 pid = dnsmasq_proc.start(self.netns, dm.conf, dm.pidfile)
                 rv.add(f"dnsmasq {pid}", lambda: dnsmasq_proc.stop(pid, dm.conf))
                 rec["dnsmasq"]["pid"] = pid
+            if fw is not None:
+                step = "adding firewall rules"
+                fw.result()
             step = "recording the network as active"
             _step("active")
             rec["state"] = rec_mod.ACTIVE
@@ -336,6 +343,10 @@ class Engine:
         except VirtnetError:
             nets = [n for n in self._active_networks().values() if n.name != net.name]
             firewall.apply_script(self.netns, firewall.render_table([*nets, net]))
+
+    def _undo_firewall(self, fw: _Background, net: Network) -> None:
+        fw.wait()
+        self._firewall_release(net)
 
     def _firewall_release(self, net: Network, *, crashed: bool = False) -> None:
         """Take NET's rules out; the last network takes the whole table with it, so the
@@ -389,6 +400,9 @@ class Engine:
                 errors.append(f"{what}: {exc}")
 
         net = rec_mod.network_from_json(rec["definition"])
+        fw = None
+        if rec.get("firewall"):  # in parallel with the rest (nft is its own process)
+            fw = _Background(lambda: self._firewall_release(net, crashed=crashed))
         dm = rec.get("dnsmasq")
         if dm:
             conf = Path(dm["conf"])
@@ -408,8 +422,8 @@ class Engine:
         link = None if rec.get("host_bridge") else self.nl.get(bridge)  # never the host's
         if link is not None and (link.alias == ALIAS_PREFIX + name or (crashed and not link.alias)):
             attempt(f"bridge {bridge}", lambda: self.nl.delete(bridge))
-        if rec.get("firewall"):
-            attempt("firewall rules", lambda: self._firewall_release(net, crashed=crashed))
+        if fw is not None:
+            attempt("firewall rules", fw.result)
         if errors:
             raise HostError(
                 f"stopping network {name!r}: could not remove " + "; ".join(errors),
@@ -618,6 +632,29 @@ class Engine:
         except Exception:
             return None
         return None
+
+
+class _Background:
+    """Run FN in a thread now; ``result()`` waits and re-raises what it raised."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self._exc: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            self._exc = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._exc is not None:
+            raise self._exc
 
 
 def _bind(fn: Callable[..., object], *args: Any) -> Callable[[], object]:
