@@ -167,3 +167,18 @@ def test_failed_build_leaves_nothing(state_dir: Path) -> None:
         bed.up(s, state_dir, mark=mark)
     assert _leftovers(mark) == []
     assert not bed.state_path(state_dir, mark).exists()
+
+
+@pytest.mark.host
+def test_down_all_keeps_another_state_dirs_live_lab(state_dir: Path, tmp_path: Path) -> None:
+    require_root()
+    other = tmp_path / "other-state"
+    st = bed.up(spec.from_flags(["nat"], vms=1), other)
+    try:
+        removed = bed.down_all(state_dir, only={st.mark})
+        assert st.mark not in removed
+        assert all(netns_mod.exists(n) for n in st.namespaces)
+    finally:
+        bed.down(st)
+    assert _leftovers(st.mark) == []
+    assert not (bed.REGISTRY / st.mark).exists()

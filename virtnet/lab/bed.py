@@ -38,6 +38,9 @@ from virtnet.model.network import ForwardMode, Network
 MARK_RE = re.compile(r"^vl[0-9a-f]{4}$")
 NS_RE = re.compile(r"^(vl[0-9a-f]{4})-(host|lan|out\d+|n\d+v\d+)$")
 ETC_NETNS = Path("/etc/netns")
+# Which state dir each live lab belongs to (tmpfs: goes with the namespaces at reboot), so
+# `down --all` of one state dir never mistakes another state dir's live lab for a leftover.
+REGISTRY = Path("/run/virtnet/labs")
 UDHCPC_SCRIPT = "/etc/udhcpc/default.script"
 # The LAN's router and DHCP server (bridged VMs' leases); it forwards nothing anywhere.
 LAN_GATEWAY_V4 = str(LAN_V4.network_address + 254)
@@ -123,6 +126,17 @@ def save(state: LabState) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state.to_json(), indent=1))
     os.replace(tmp, path)
+    REGISTRY.mkdir(parents=True, exist_ok=True)
+    (REGISTRY / state.mark).write_text(str(Path(state.state_dir).resolve()))
+
+
+def owner(mark: str) -> Path | None:
+    """The state dir of live lab MARK, if it is registered and its state file exists."""
+    try:
+        state_dir = Path((REGISTRY / mark).read_text().strip())
+    except (FileNotFoundError, OSError):
+        return None
+    return state_dir if state_path(state_dir, mark).exists() else None
 
 
 def load(state_dir: Path, mark: str) -> LabState:
@@ -416,6 +430,8 @@ def down(st: LabState, *, progress: Progress = _quiet) -> list[str]:
     shutil.rmtree(st.engine_dir, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         state_path(Path(st.state_dir), st.mark).unlink()
+    with contextlib.suppress(FileNotFoundError):
+        (REGISTRY / st.mark).unlink()
     progress(f"lab {st.mark}: down ({len(removed)} things removed)")
     return removed
 
@@ -478,7 +494,12 @@ def down_all(state_dir: Path, *, progress: Progress = _quiet,
             m = NS_RE.match(p.name)
             if m and (only is None or m.group(1) in only):
                 marks.setdefault(m.group(1), set())
+    here = Path(state_dir).resolve()
     for mark, names in marks.items():
+        other = owner(mark)
+        if other is not None and other != here:
+            progress(f"lab {mark}: kept, it is a live lab of state dir {other}")
+            continue
         ghost = LabState(mark=mark, state_dir=str(state_dir), namespaces=sorted(names),
                          etc_dirs=[str(p) for p in ETC_NETNS.glob(f"{mark}-*")])
         out.setdefault(mark, []).extend(down(ghost, progress=progress))
