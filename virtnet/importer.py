@@ -140,7 +140,7 @@ def import_networks(svc: Service, sources: Iterator[Source]) -> list[ImportItem]
         try:
             net = parse_network(src.xml)
         except VirtnetError as exc:
-            item.notes.append(f"cannot be read: {exc}")
+            item.notes.append(f"cannot be read: {_one_line(exc)}")
             continue
         item.name = net.name
         if svc.store.get_definition(net.name) is not None:
@@ -151,7 +151,7 @@ def import_networks(svc: Service, sources: Iterator[Source]) -> list[ImportItem]
         try:
             net = svc.define(net, origin="import")
         except VirtnetError as exc:
-            item.notes.append(f"refused: {exc}")
+            item.notes.append(f"refused: {_one_line(exc)}")
             continue
         if src.autostart:
             svc.set_autostart(net.name, True)
@@ -165,3 +165,7 @@ def import_networks(svc: Service, sources: Iterator[Source]) -> list[ImportItem]
         except VirtnetError as exc:
             item.notes.append(f"defined, but cannot be started by virtnet here: {exc.message}")
     return items
+
+
+def _one_line(exc: VirtnetError) -> str:
+    return str(exc).replace("\n  fix: ", " (fix: ") + (")" if exc.hint else "")
