@@ -62,23 +62,53 @@ def fmt_ms(xs: list[float]) -> str:
             f"max {xs[-1] * 1000:6.1f} ms")
 
 
+def cpu() -> tuple[float, float]:
+    """CPU seconds of this process and of its waited-for children (nft, dnsmasq's parent)."""
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system
+
+
 def start_stop(engine: Engine, n: int) -> tuple[float, float]:
     starts, stops = [], []
+    c0 = cpu()
     t0 = time.perf_counter()
     for i in range(n):
         t = time.perf_counter()
         engine.start(network(i))
         starts.append(time.perf_counter() - t)
     total_start = time.perf_counter() - t0
+    c1 = cpu()
     t0 = time.perf_counter()
     for i in range(n):
         t = time.perf_counter()
         engine.stop(f"bench{i}")
         stops.append(time.perf_counter() - t)
     total_stop = time.perf_counter() - t0
-    print(f"{n:5d} networks  start total {total_start:7.2f} s  per network {fmt_ms(starts)}")
-    print(f"{'':15s}stop  total {total_stop:7.2f} s  per network {fmt_ms(stops)}")
+    c2 = cpu()
+    print(f"{n:5d} networks  start total {total_start:7.2f} s  per network {fmt_ms(starts)}  "
+          f"cpu/network {(c1[0] - c0[0]) / n * 1000:.1f} ms + children "
+          f"{(c1[1] - c0[1]) / n * 1000:.1f} ms")
+    print(f"{'':15s}stop  total {total_stop:7.2f} s  per network {fmt_ms(stops)}  "
+          f"cpu/network {(c2[0] - c1[0]) / n * 1000:.1f} ms + children "
+          f"{(c2[1] - c1[1]) / n * 1000:.1f} ms")
     return total_start, total_stop
+
+
+def kernel_floor(host: str, n: int = 20) -> None:
+    """What the kernel alone takes to create and delete a bridge here (pyroute2, no virtnet)."""
+    from virtnet.host.links import Netlink
+
+    adds, dels = [], []
+    with Netlink(host) as nl:
+        for i in range(n):
+            t = time.perf_counter()
+            nl.ipr.link("add", ifname=f"vnbf{i}", kind="bridge")
+            adds.append(time.perf_counter() - t)
+        for i in range(n):
+            t = time.perf_counter()
+            nl.ipr.link("del", ifname=f"vnbf{i}")
+            dels.append(time.perf_counter() - t)
+    print(f"kernel alone, one bridge: create {fmt_ms(adds)}; delete {fmt_ms(dels)}")
 
 
 def iperf(engine: Engine, host: str, vm: str, outside: str) -> float:
@@ -131,6 +161,9 @@ def main() -> None:
         print(f"namespace {host}, state {state}")
         engine.start(network(0))  # warm-up (imports, socket), not counted
         engine.stop("bench0")
+        print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores: figures above ~1 "
+              "are inflated by other work)")
+        kernel_floor(host)
 
         counts = [n for n in (1, 10, 100, 1000) if n <= args.max]
         results = {}

@@ -222,3 +222,53 @@ def test_engine_refuses_missing_namespace(tmp_path: Path) -> None:
     require_root()
     with pytest.raises(NotFound, match="does not exist"):
         Engine(tmp_path, "virtnet-no-such-ns").start(nat_network("x", "vtnone0", 20))
+
+
+def test_cli_reconcile_reports_repairs(lab: Lab) -> None:
+    from click.testing import CliRunner
+
+    from virtnet.cli.main import cli
+
+    lab.engine.start(nat_network("cli", f"{lab.mark}b", 21))
+    (pid,) = lab.dnsmasq_pids()
+    os.kill(pid, signal.SIGKILL)
+    wait_dead(pid)
+    args = ["--state-dir", str(lab.state_dir), "--netns", lab.host, "reconcile"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "repaired cli: dnsmasq restarted" in first.output
+    again = CliRunner().invoke(cli, [*args, "cli"])
+    assert again.exit_code == 0 and again.output == "nothing to repair\n"
+    missing = CliRunner().invoke(cli, [*args, "nosuch"])
+    assert missing.exit_code == NotFound.exit_status and "not active" in missing.output
+
+
+def test_bridge_attributes_stp_mtu_mac(lab: Lab) -> None:
+    from dataclasses import replace
+
+    from virtnet.model.network import Bridge
+
+    net = replace(nat_network("attrs", f"{lab.mark}b", 22), mtu=1400, mac="52:54:00:12:34:56",
+                  bridge=Bridge(name=f"{lab.mark}b", stp=True, delay=0))
+    lab.engine.start(net)
+    detail = sh(lab.host, "ip", "-d", "link", "show", f"{lab.mark}b")
+    assert "mtu 1400" in detail and "52:54:00:12:34:56" in detail
+    assert "stp_state 1" in detail
+    assert "forward_delay 200" in detail  # the kernel's minimum with STP on: 2 s, not 0
+    assert "alias virtnet:attrs" in detail
+    sysctl = sh(lab.host, "sysctl", "-n", f"net.ipv6.conf.{lab.mark}b.disable_ipv6",
+                "net.ipv4.ip_forward")
+    assert sysctl.split() == ["1", "1"]
+
+
+def test_routed_message_without_default_route(unique_name: str) -> None:
+    require_root()
+    lab = Lab(unique_name)
+    try:
+        lab.build(outside=False)
+        report = lab.engine.start(nat_network("r", f"{lab.mark}b", 23, ForwardMode.ROUTE))
+        assert len(report.messages) == 1
+        assert "10.77.23.0/24 via <this host's address" in report.messages[0]
+        assert "no default route" in report.messages[0]
+    finally:
+        lab.close()

@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "virtnet.cli.cmd_declarative",
     "virtnet.cli.cmd_definition",
     "virtnet.cli.cmd_lab",
+    "virtnet.cli.cmd_engine",
 ]
 
 
