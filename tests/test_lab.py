@@ -182,3 +182,24 @@ def test_down_all_keeps_another_state_dirs_live_lab(state_dir: Path, tmp_path: P
         bed.down(st)
     assert _leftovers(st.mark) == []
     assert not (bed.REGISTRY / st.mark).exists()
+
+
+@pytest.mark.host
+def test_bridged_vms_lease_from_the_lans_dhcp_server(state_dir: Path) -> None:
+    require_root()
+    st = bed.up(spec.from_flags(["bridge", "nat"], vms=1), state_dir)
+    try:
+        vm = next(v for v in st.vms if v["network"] == "bridge")
+        lo, hi = (int(a.split(".")[-1]) for a in bed.LAN_DHCP)
+        assert vm["ipv4"].startswith("203.0.113.") and lo <= int(vm["ipv4"].split(".")[-1]) <= hi
+        assert f" {vm['ipv4']} " in bed.lan_leases(st)  # the LAN's server, not virtnet's
+        route = subprocess.run(["ip", "-n", vm["netns"], "route", "show", "default"],
+                               capture_output=True, text=True).stdout
+        assert f"via {bed.LAN_GATEWAY_V4}" in route
+        # The host's LAN address moved onto the bridge that enslaves its uplink.
+        br = subprocess.run(["ip", "-n", st.host_ns, "-j", "addr", "show", "dev", "br0"],
+                            capture_output=True, text=True).stdout
+        assert "203.0.113.1" in br
+    finally:
+        bed.down(st)
+    assert _leftovers(st.mark) == []
