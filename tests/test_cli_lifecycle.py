@@ -311,3 +311,32 @@ def test_completion_of_network_names(host: CliHost) -> None:
 
     r = CliRunner().invoke(cli, [], env=env, prog_name="virtnet")
     assert "plain,default" in r.output
+
+
+def test_live_update_of_dns_portgroup_and_transient(host: CliHost) -> None:
+    br = host.mark + "u"
+    host.run("net-create", str(host.write("u.xml", net_xml("netu", br, 70))))
+    # DNS host live: dnsmasq restarted with the new addn-hosts; the bridge stays.
+    r = host.json("net-update", "netu", "add", "dns-host",
+                  "<host ip='10.70.0.5'><hostname>db</hostname></host>")
+    assert r == {"name": "netu", "live": True, "config": False, "effect": "dnsmasq"}
+    assert "10.70.0.5\tdb" in (host.state / "dnsmasq" / "netu.addnhosts").read_text()
+    assert len(dnsmasq_pids(host.state)) == 1
+    # A transient network's definition is its live one: it survives in net-dumpxml.
+    assert "<hostname>db</hostname>" in host.run("net-dumpxml", "netu").stdout
+    r = host.run("net-update", "netu", "add", "dns-txt", "<txt name='a' value='b'/>",
+                 "--config", ok=False)
+    assert r.exit_code == 5 and "transient" in r.stderr
+    # Port groups change only the definition.
+    r = host.json("net-update", "netu", "add", "portgroup",
+                  "<portgroup name='web' default='yes'/>")
+    assert r["effect"] == "none"  # type: ignore[index]
+    assert "<portgroup name='web' default='yes'" in host.run("net-dumpxml", "netu").stdout
+    assert host.run("net-update", "netu", "add", "portgroup", "<portgroup name='db' "
+                    "default='yes'/>", ok=False).exit_code == 5
+    # XML from a file, as virsh accepts.
+    f = host.write("srv.xml", "<srv service='ldap' protocol='tcp'/>")
+    host.run("net-update", "netu", "add", "dns-srv", str(f))
+    assert "srv-host=_ldap._tcp" in (host.state / "dnsmasq" / "netu.conf").read_text()
+    assert host.run("net-update", "netu", "delete", "dns-srv", str(f)).exit_code == 0
+    assert host.run("net-update", "netu", "delete", "dns-srv", str(f), ok=False).exit_code == 4
