@@ -340,3 +340,16 @@ def test_live_update_of_dns_portgroup_and_transient(host: CliHost) -> None:
     assert "srv-host=_ldap._tcp" in (host.state / "dnsmasq" / "netu.conf").read_text()
     assert host.run("net-update", "netu", "delete", "dns-srv", str(f)).exit_code == 0
     assert host.run("net-update", "netu", "delete", "dns-srv", str(f), ok=False).exit_code == 4
+
+
+def test_verbose_shows_the_operations(host: CliHost) -> None:
+    br = host.mark + "v"
+    host.run("net-define", str(host.write("v.xml", net_xml("netv", br, 73))))
+    err = host.run("-v", "net-start", "netv").stderr
+    assert "+ starting network netv" in err
+    assert f"+   + bridge {br}: alias virtnet:netv" in err
+    assert "+   + dnsmasq netv" in err
+    assert "started in" in err
+    err = host.run("-v", "net-destroy", "netv").stderr
+    assert f"+   - bridge {br}" in err and "+   - dnsmasq pid" in err
+    assert host.run("net-start", "netv").stderr == ""  # quiet without -v

@@ -74,6 +74,7 @@ class Service:
         self.state_dir = Path(state_dir)
         self.netns = netns or None
         self.log: Log = log or (lambda msg: None)
+        self.detailed = log is not None  # --verbose: also list the host operations
         self.engine = Engine(self.state_dir, self.netns)
         self.store: Store = self.engine.store
 
@@ -280,6 +281,10 @@ class Service:
     def _start(self, net: Network, *, force: bool = False) -> StartReport:
         self.log(f"starting network {net.name}: bridge {net.bridge_name}, mode {net.mode.value}"
                  + (f", namespace {self.netns}" if self.netns else ""))
+        if self.detailed:
+            with contextlib.suppress(VirtnetError):
+                for change in self.engine.plan([net]).changes or ():
+                    self.log(f"  {change}")
         report = self.engine.start(net, force=force)
         self.log(f"network {net.name} started in {report.seconds * 1000:.0f} ms")
         return report
@@ -291,6 +296,13 @@ class Service:
                 raise Conflict(f"network '{name}' is not active",
                                hint=f"'virtnet net-start {name}' starts it")
             self.log(f"stopping network {name}")
+            if self.detailed:
+                rec = self.store.get_runtime(self.netns, name) or {}
+                self.log(f"  - bridge {rec.get('bridge')} (and the ports on it)")
+                if rec.get("firewall"):
+                    self.log(f"  - nftables: network {name}'s elements in table inet virtnet")
+                if rec.get("dnsmasq"):
+                    self.log(f"  - dnsmasq pid {rec['dnsmasq'].get('pid')} and its files")
             self.engine.stop(name)
             stored = self.store.get_definition(name)
             if stored is not None and not stored.persistent:

@@ -26,7 +26,7 @@ def open_service(ctx: click.Context, *, offer_default: bool = True) -> Iterator[
     """The Service for the global options; on a state directory's first use, libvirt's
     ``default`` network is defined (and the user told)."""
     s = settings(ctx)
-    svc = Service(s.state_dir, s.netns, log=output.verbose(ctx))
+    svc = Service(s.state_dir, s.netns, log=output.verbose(ctx) if s.verbose else None)
     try:
         if offer_default:
             message = svc.ensure_default_network()
