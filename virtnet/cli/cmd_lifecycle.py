@@ -238,7 +238,7 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
         """
         with open_service(ctx) as svc:
             xml = svc.dumpxml(network, inactive=inactive)
-        output.emit(ctx, {"xml": xml}, lambda: xml)
+        output.emit(ctx, {"xml": xml}, lambda: xml + "\n")
 
     @cli.command("net-edit")
     @network_argument()

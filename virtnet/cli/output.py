@@ -2,8 +2,9 @@
 
 Tables follow virsh's vshTable layout exactly: each cell is preceded by one space, every
 column but the last is padded to its widest cell plus two spaces, and the header is underlined
-by (width + 3) dashes per column. JSON and YAML print the same data structure (documented per
-command in docs/cli.md); keys never depend on the output format.
+by (width + 3) dashes per column. Like virsh (vshCommandRun's closing vshPrintExtra), every
+command's text output ends with one empty line. JSON and YAML print the same data structure
+(documented per command in docs/cli.md); keys never depend on the output format.
 """
 
 from __future__ import annotations
