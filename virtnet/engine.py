@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from virtnet import bridged, firewall
+from virtnet import bridged, direct, firewall
 from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
 from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import leases as leases_mod
@@ -182,6 +182,8 @@ class Engine:
         t0 = time.perf_counter()
         if bridged.is_host_bridge(net):
             return self._start_bridged(net, force=force)
+        if direct.is_direct(net):
+            return self._start_direct(net, force=force)
         plan = plan_network(net, self.state_dir)  # pure: bad definitions fail before any change
         with self._lock():
             rec = self._record(net.name)
@@ -221,6 +223,26 @@ class Engine:
             self._put(net.name, bridged.runtime_record(net, started, rec_mod.network_to_json(net)))
         return StartReport(net.name, started.bridge, True, started.messages,
                            time.perf_counter() - t0)
+
+    def _start_direct(self, net: Network, *, force: bool) -> StartReport:
+        """macvtap modes (and hostdev, refused): check the interface pool, record the
+        network; ports become macvtap/macvlan devices one by one (virtnet.direct)."""
+        t0 = time.perf_counter()
+        with self._lock():
+            rec = self._record(net.name)
+            if rec is not None and rec.get("state") == rec_mod.ACTIVE:
+                if rec_mod.network_from_json(rec["definition"]) != net:
+                    raise Conflict(
+                        f"network {net.name!r} is already active with a different definition",
+                        hint=f"stop it first (virtnet net-destroy {net.name}), then start it",
+                    )
+                return StartReport(net.name, "", False, (), time.perf_counter() - t0)
+            if rec is not None:
+                self._teardown(net.name, rec, crashed=True)
+                self.store.delete_runtime(self.netns, net.name)
+            started = direct.start_direct(net, netns=self.netns, force=force)
+            self._put(net.name, direct.runtime_record(net, started, rec_mod.network_to_json(net)))
+        return StartReport(net.name, "", True, started.messages, time.perf_counter() - t0)
 
     def _check_bridge_free(self, plan: NetworkPlan) -> None:
         link = self.nl.get(plan.bridge.name)
@@ -399,6 +421,8 @@ class Engine:
             except Exception as exc:
                 errors.append(f"{what}: {exc}")
 
+        if rec.get("direct") is not None:  # macvtap: only the port devices it made
+            return direct.teardown(self.nl, name, rec)
         net = rec_mod.network_from_json(rec["definition"])
         fw = None
         if rec.get("firewall"):  # in parallel with the rest (nft is its own process)
@@ -473,6 +497,8 @@ class Engine:
         net = rec_mod.network_from_json(rec["definition"])
         if rec.get("host_bridge"):  # the host's bridge: report, never recreate
             return bridged.recheck(net, netns=self.netns)
+        if rec.get("direct") is not None:  # the host's interfaces: report, release lost ports
+            return direct.recheck(self.nl, name, rec, lambda r: self._put(name, r))
         plan = plan_network(net, self.state_dir)
         spec = plan.bridge
         out: list[str] = []
@@ -566,6 +592,11 @@ class Engine:
             mac = _check_mac(mac)
         with self._lock():
             rec = self._active_record(network)
+            if rec.get("direct") is not None:
+                return direct.add_port(
+                    self.nl, rec, lambda r: self._put(network, r), network=network, kind=kind,
+                    name=name, peer_netns=peer_netns, peer_name=peer_name, mac=mac,
+                )
             bridge = rec["bridge"]
             link = self.nl.get(bridge)
             if link is None:
@@ -581,6 +612,8 @@ class Engine:
 
     def list_ports(self, network: str) -> list[Port]:
         rec = self._active_record(network)
+        if rec.get("direct") is not None:
+            return direct.list_ports(self.nl, network, rec)
         link = self.nl.get(rec["bridge"])
         return ports_mod.of_network(self.nl, network, rec["bridge"],
                                     link.index if link else None)
@@ -588,6 +621,10 @@ class Engine:
     def delete_port(self, network: str, port_name: str) -> None:
         with self._lock():
             rec = self._active_record(network)
+            if rec.get("direct") is not None:
+                direct.delete_port(self.nl, network, rec, lambda r: self._put(network, r),
+                                   port_name)
+                return
             link = self.nl.get(port_name)
             port = ports_mod.parse_alias(link, rec["bridge"]) if link else None
             if port is None or port.network != network:
