@@ -259,27 +259,40 @@ p.write_text(t)
 
 
 def test_twenty_concurrent_commands(host: CliHost) -> None:
-    """20 virtnet processes defining networks at once on one state dir: none fails or is
-    lost (the first also races to create the schema and the default network)."""
+    """20 virtnet processes at once on one state dir and namespace: 10 start networks, 10
+    define others. None fails or is lost; the host ends with exactly the 10 started."""
     import subprocess as sp
 
-    files = [host.write(f"c{i}.xml", net_xml(f"c{i}", f"{host.mark}c{i}", 100 + i))
-             for i in range(20)]
-    argv = [sys.executable, "-c", "from virtnet.cli.main import main; main()", "--netns",
-            host.ns, "--state-dir", str(host.state), "net-define"]
+    d = host.tmp / "pre"
+    d.mkdir()
+    for i in range(10):
+        (d / f"s{i}.xml").write_text(net_xml(f"s{i}", f"{host.mark}s{i}", 100 + i))
+    host.run("apply", "-f", str(d))
+    for i in range(10):
+        host.run("net-destroy", f"s{i}")
+    files = [host.write(f"c{i}.xml", net_xml(f"c{i}", f"{host.mark}c{i}", 120 + i))
+             for i in range(10)]
+    base = [sys.executable, "-c", "from virtnet.cli.main import main; main()", "--netns",
+            host.ns, "--state-dir", str(host.state)]
+    commands = [[*base, "net-start", f"s{i}"] for i in range(10)]
+    commands += [[*base, "net-define", str(f)] for f in files]
     t0 = time.monotonic()
-    procs = [sp.Popen([*argv, str(f)], stdout=sp.PIPE, stderr=sp.PIPE, text=True,
+    procs = [sp.Popen(c, stdout=sp.PIPE, stderr=sp.PIPE, text=True,
                       cwd=Path(__file__).resolve().parents[1], env=dict(os.environ))
-             for f in files]
+             for c in commands]
     outs = [p.communicate(timeout=120) for p in procs]
     elapsed = time.monotonic() - t0
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
-    names = {n["name"] for n in host.json("net-list", "--all")}  # type: ignore[union-attr,index]
-    assert names == {f"c{i}" for i in range(20)} | {"default"}
-    bridges = {n["bridge"] for n in host.json("net-list", "--all")}  # type: ignore[union-attr,index]
-    assert len(bridges) == 21
-    print(f"20 concurrent net-define: {elapsed:.2f}s")
+    listing = {n["name"]: n for n in host.json("net-list", "--all")}  # type: ignore[union-attr,index]
+    assert listing.keys() == {f"s{i}" for i in range(10)} | {f"c{i}" for i in range(10)} | {
+        "default"}
+    assert {n for n, v in listing.items() if v["state"] == "active"} == {
+        f"s{i}" for i in range(10)}
+    assert len({v["bridge"] for v in listing.values()}) == 21
+    assert {f"{host.mark}s{i}" for i in range(10)} <= host.links()
+    assert len(dnsmasq_pids(host.state)) == 10
+    print(f"20 concurrent commands: {elapsed:.2f}s")
 
 
 def test_help_for_every_verb_and_completion() -> None:

@@ -255,12 +255,14 @@ class Store:
         except ValueError:
             value = None
         if not isinstance(value, dict):
+            ns = netns or ""
+            where = f"--netns {ns} " if ns else ""
             raise StoreError(
-                f"runtime status of network {name!r} in namespace {netns or 'root'} in "
+                f"runtime status of network {name!r} in namespace {ns or 'root'} in "
                 f"{self.path} is unreadable",
-                hint=f"run 'virtnet --netns {netns} reconcile' to rebuild it from the host"
-                if netns
-                else "run 'virtnet reconcile' to rebuild it from the host",
+                hint=f"forget it with: sqlite3 {self.path} \"DELETE FROM runtime WHERE "
+                f"netns='{ns}' AND name='{name}'\", then run 'virtnet {where}reconcile': "
+                "it removes what virtnet marked on the host, and net-start starts afresh",
             )
         return value
 
