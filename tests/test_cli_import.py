@@ -110,3 +110,62 @@ def test_dropped_reports_only_what_is_lost() -> None:
     formatted = ("<network><name>n</name><metadata><x:a xmlns:x='urn:x' b='1'/></metadata>"
                  "<ip address='10.0.0.1' prefix='24'/></network>")
     assert dropped(original, formatted) == ["network/zzz"]
+
+
+class _FakeNet:
+    """Stands in for libvirt.virNetwork: libvirtd does not run on this machine."""
+
+    def __init__(self, name: str, xml: str, persistent: bool, autostart: bool) -> None:
+        self._n, self._x, self._p, self._a = name, xml, persistent, autostart
+        self.flags: list[int] = []
+
+    def name(self) -> str:
+        return self._n
+
+    def isPersistent(self) -> int:  # noqa: N802 - libvirt's method names
+        return int(self._p)
+
+    def autostart(self) -> int:
+        return int(self._a)
+
+    def XMLDesc(self, flags: int) -> str:  # noqa: N802
+        self.flags.append(flags)
+        return self._x
+
+
+def test_from_running_libvirt(monkeypatch: pytest.MonkeyPatch, host: CliHost) -> None:
+    import json
+    import sys
+    import types
+
+    from virtnet import importer
+
+    nets = [_FakeNet("default", default_network_xml(), True, True),
+            _FakeNet("tmp", "<network><name>tmp</name></network>", False, False)]
+    uris: list[str | None] = []
+
+    class Conn:
+        def listAllNetworks(self) -> list[_FakeNet]:  # noqa: N802
+            return nets
+
+        def close(self) -> None:
+            pass
+
+    fake = types.ModuleType("libvirt")
+    fake.VIR_NETWORK_XML_INACTIVE = 1  # type: ignore[attr-defined]
+    fake.libvirtError = RuntimeError  # type: ignore[attr-defined]
+    fake.openReadOnly = lambda uri: uris.append(uri) or Conn()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "libvirt", fake)
+    assert importer.libvirt_available()
+    sources = list(importer.from_libvirt("qemu:///system"))
+    assert uris == ["qemu:///system"]
+    assert [(s.name_hint, s.autostart, s.persistent) for s in sources] == [
+        ("default", True, True), ("tmp", False, False)]
+    assert nets[0].flags == [1] and nets[1].flags == [0]  # inactive XML of persistent ones
+    assert sources[0].origin == "qemu:///system:default"
+    # Through the command: the transient one is reported, not imported.
+    nets[0].flags.clear()
+    r = host.run("-o", "json", "import", "--connect", "qemu:///system")
+    items = {i["name"]: i for i in json.loads(r.stdout)}
+    assert items["default"]["status"] == "imported" and items["default"]["autostart"]
+    assert items["tmp"]["status"] == "skipped" and "transient" in items["tmp"]["notes"][0]
