@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,22 +163,55 @@ def test_bad_input_is_refused_before_anything_changes(host: CliHost) -> None:
     assert dnsmasq_pids(host.state) == []
 
 
-@pytest.mark.parametrize("step", ["bridge", "firewall", "dnsmasq", "active"])
+@pytest.mark.parametrize("step", ["bridge", "dnsmasq", "active", "after-first"])
 def test_killed_apply_leaves_store_and_host_consistent(host: CliHost, step: str) -> None:
+    """kill -9 of an apply: inside a network's start (the engine's crash hook at STEP), or
+    from outside once the first network is up (so the second is cut off part-way)."""
     d = nets_dir(host)
-    proc = host.subprocess("apply", "-f", str(d), env={"VIRTNET_TEST_CRASH_AT": step})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    if step == "after-first":
+        proc = _kill_when_first_is_active(host, d)
+    else:
+        done = host.subprocess("apply", "-f", str(d), env={"VIRTNET_TEST_CRASH_AT": step})
+        assert done.returncode == -signal.SIGKILL, done.stderr
     # The store is readable and says what is defined; nothing claims to run that does not.
-    listing = {n["name"]: n for n in json.loads(
-        host.subprocess("-o", "json", "net-list", "--all").stdout)}
-    assert {"a", "b"} <= listing.keys()
-    assert all(n["state"] == "inactive" for n in listing.values())
     with Store(host.state) as st:
         assert st.check() == []
+        running = {n for n, r in st.list_runtime(host.ns).items() if r.get("state") == "active"}
+    listing = {n["name"]: n for n in host.json("net-list", "--all")}  # type: ignore[union-attr,index]
+    assert {"a", "b"} <= listing.keys()
+    assert {n for n, v in listing.items() if v["state"] == "active"} == running
+    for name in running:
+        assert host.mark + name in host.links()
     # The next apply clears the leftovers and completes.
     r = host.run("apply", "-f", str(d))
-    assert "network a: started" in r.stdout and "network b: started" in r.stdout
+    assert "network a:" in r.stdout and "network b:" in r.stdout
     assert {host.mark + "a", host.mark + "b"} <= host.links()
     assert len(dnsmasq_pids(host.state)) == 2
-    assert "0 to repair" in host.run("plan", "-f", str(d)).stdout
-    assert "Plan: 0 to add, 0 to change, 0 to start" in host.run("plan", "-f", str(d)).stdout
+    assert "Plan: 0 to add, 0 to change, 0 to start, 0 to repair" in host.run(
+        "plan", "-f", str(d)).stdout
+    if step == "after-first":
+        assert proc in (0, -signal.SIGKILL)
+
+
+def _kill_when_first_is_active(host: CliHost, d: Path) -> int:
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-c", "from virtnet.cli.main import main; main()", "--netns",
+            host.ns, "--state-dir", str(host.state), "apply", "-f", str(d)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 60
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (host.state / "virtnet.db").exists():
+                with Store(host.state) as st:
+                    rec = st.get_runtime(host.ns, "a")
+                if rec is not None and rec.get("state") == "active":
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            time.sleep(0.002)
+    finally:
+        rc = proc.wait(timeout=30)
+    return rc
