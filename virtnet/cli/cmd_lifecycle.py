@@ -335,7 +335,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
             if not path.is_file():
                 raise NotFound(f"XML argument {xml!r} is neither an element nor a file",
                                hint="give the element itself (starting with '<') or a file")
-            xml = path.read_text()
+            try:
+                xml = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidDefinition(f"cannot read XML file {xml}: {exc}",
+                                        hint="give a readable UTF-8 file") from None
         with open_service(ctx) as svc:
             name = svc.resolve(network)
             result = svc.update(name, command, section, xml, parent_index=parent_index,
