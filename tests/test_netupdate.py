@@ -109,6 +109,22 @@ def test_dhcp_host_ipv6_rules() -> None:
     assert new.ips[1].dhcp.hosts == (DHCPHost(ip="2001:db8::5", id="0:1:0:1:aa"),)  # type: ignore[union-attr]
 
 
+def test_dhcp_host_family_and_single_dhcp_ip() -> None:
+    with pytest.raises(InvalidDefinition, match="address family of a host entry IP"):
+        up(NET, "add", "ip-dhcp-host", "<host name='v6' ip='2001:db8::9'/>", 0)
+    with pytest.raises(InvalidDefinition, match="address family of a host entry IP"):
+        up(NET, "add", "ip-dhcp-host", "<host id='0:1' ip='192.168.122.9'/>", 1)
+    # A second IPv4 <ip> may not serve DHCP too (libvirt: one per family).
+    two = Network(name="two", ips=(V4, IPDef(address="10.1.0.1", prefix=24)))
+    with pytest.raises(InvalidDefinition, match="single IPv4 address on each network"):
+        up(two, "add", "ip-dhcp-host", "<host mac='52:54:00:00:00:09' ip='10.1.0.9'/>", 1)
+    with pytest.raises(InvalidDefinition, match="single IPv4 address on each network"):
+        up(two, "add", "ip-dhcp-range", "<range start='10.1.0.10' end='10.1.0.20'/>", 1)
+    # Deleting is always allowed to look; modifying in the DHCP <ip> works.
+    assert up(two, "modify", "ip-dhcp-host", "<host mac='52:54:00:00:00:10' "
+              "ip='192.168.122.11'/>").ips[0].dhcp.hosts[0].ip == "192.168.122.11"  # type: ignore[union-attr]
+
+
 def test_dhcp_host_parent_index() -> None:
     with pytest.raises(NotFound, match="no <ip> element found at index 5"):
         up(NET, "add", "ip-dhcp-host", "<host name='x' ip='192.168.122.9'/>", 5)
@@ -274,6 +290,8 @@ def test_dns_srv() -> None:
     assert up(NET, "delete", "dns-srv", "<srv service='ldap'/>").dns.srvs == ()  # type: ignore[union-attr]
     assert up(NET, "delete", "dns-srv",
               "<srv service='ldap' protocol='tcp' domain='example.com'/>").dns.srvs == ()  # type: ignore[union-attr]
+    star = up(NET, "add", "dns-srv", "<srv service='_any*' protocol='tcp'/>")
+    assert star.dns.srvs[-1].service == "_any*"  # type: ignore[union-attr]
     two = up(NET, "add", "dns-srv", "<srv service='ldap' protocol='udp'/>")
     with pytest.raises(Conflict, match="multiple DNS SRV records"):
         up(two, "delete", "dns-srv", "<srv service='ldap'/>")
@@ -286,13 +304,19 @@ def test_dns_srv() -> None:
          Conflict, "already at least one DNS SRV"),
         ("add", "<srv protocol='tcp'/>", InvalidDefinition, "missing required service"),
         ("add", "<srv service='x'/>", InvalidDefinition, "missing required protocol"),
-        ("add", "<srv service='waytoolongservicename' protocol='tcp'/>", InvalidDefinition,
-         "too long"),
+        ("add", f"<srv service='{'s' * 483}' protocol='tcp'/>", InvalidDefinition,
+         "too long, limit is 482 bytes"),
         ("add", "<srv service='a b' protocol='tcp'/>", InvalidDefinition, "invalid character"),
         ("add", "<srv service='x' protocol='tcp' port='80'/>", InvalidDefinition,
-         "only allowed if target"),
+         "port attribute not permitted without target"),
+        ("add", "<srv service='x' protocol='tcp' weight='1'/>", InvalidDefinition,
+         "weight attribute not permitted without target"),
         ("add", "<srv service='x' protocol='tcp' target='t' port='70000'/>", InvalidDefinition,
-         "invalid port"),
+         "invalid DNS SRV port"),
+        ("add", "<srv service='x' protocol='tcp' target='t' port='0'/>", InvalidDefinition,
+         "invalid DNS SRV port"),
+        ("add", "<srv service='x' protocol='t.p'/>", InvalidDefinition,
+         "invalid character in protocol"),
         ("modify", "<srv service='ldap' protocol='tcp'/>", NotSupported, "cannot be modified"),
         ("delete", "<srv service='nope'/>", NotFound, "couldn't locate a matching DNS SRV"),
     ],

@@ -201,6 +201,22 @@ def _select_ip(net: Network, parent_index: int, what: str) -> int:
     )
 
 
+def _check_multi_dhcp(net: Network, index: int) -> None:
+    """libvirt serves DHCP on one <ip> per address family only."""
+    chosen = net.ips[index]
+    for i, ip in enumerate(net.ips):
+        if i != index and ip.is_ipv6 == chosen.is_ipv6 and ip.dhcp and (
+            ip.dhcp.ranges or ip.dhcp.hosts
+        ):
+            family = "IPv6" if chosen.is_ipv6 else "IPv4"
+            raise InvalidDefinition(
+                f"dhcp is supported only for a single {family} address on each network "
+                f"(network '{net.name}')",
+                element="ip/dhcp",
+                hint=f"use --parent-index {i}: that <ip> already serves DHCP",
+            )
+
+
 def _with_dhcp(net: Network, index: int, dhcp: DHCP) -> Network:
     ips = list(net.ips)
     ips[index] = replace(ips[index], dhcp=dhcp)
@@ -276,6 +292,12 @@ def _update_dhcp_host(net: Network, command: str, el: etree._Element, parent: in
     dhcp = ipdef.dhcp or DHCP()
     hosts = dhcp.hosts
     host = _parse_dhcp_host(net, ipdef, el, partial_ok=command == "delete")
+    if command != "delete" and host.ip is not None and _ip(host.ip) is not None and (
+        (_ip(host.ip).version == 6) != ipdef.is_ipv6  # type: ignore[union-attr]
+    ):
+        raise _bad(net, "ip/dhcp/host",
+                   "the address family of a host entry IP must match the address family of "
+                   "the dhcp element's parent", "give an address of the <ip> element's family")
 
     if command == "modify":
         for i, h in enumerate(hosts):
@@ -289,6 +311,7 @@ def _update_dhcp_host(net: Network, command: str, el: etree._Element, parent: in
             hint="modify matches an existing host by mac, ip or name; use add for a new host",
         )
     if command in ("add-first", "add-last"):
+        _check_multi_dhcp(net, index)
         for h in hosts:
             if (_same_mac(host.mac, h.mac) or (host.name is not None and host.name == h.name)
                     or _same_ip(host.ip, h.ip)):
@@ -356,11 +379,11 @@ def _parse_range(net: Network, ipdef: IPDef, el: etree._Element) -> DHCPRange:
 
 
 def _update_dhcp_range(net: Network, command: str, el: etree._Element, parent: int) -> Network:
+    _check_element(net, el, "range")
     index = _select_ip(net, parent, "dhcp range")
     ipdef = net.ips[index]
     if command == "modify":
         raise _unsupported_modify(net, "dhcp ranges")
-    _check_element(net, el, "range")
     rng = _parse_range(net, ipdef, el)
     dhcp = ipdef.dhcp or DHCP()
     found = next(
@@ -369,6 +392,7 @@ def _update_dhcp_range(net: Network, command: str, el: etree._Element, parent: i
         None,
     )
     if command in ("add-first", "add-last"):
+        _check_multi_dhcp(net, index)
         if found is not None:
             raise Conflict(
                 f"there is an existing dhcp range entry in network '{net.name}' that matches "
@@ -406,14 +430,6 @@ def _update_dns_host(net: Network, command: str, el: etree._Element, parent: int
     _check_element(net, el, "host")
     is_add = command != "delete"
     element = "dns/host"
-    ip_text = el.get("ip")
-    ip: str | None = None
-    if ip_text is not None:
-        addr = _ip(ip_text)
-        if addr is None:
-            raise _bad(net, element, f"Invalid IP address '{ip_text}' in DNS HOST record",
-                       "give a numeric IP address")
-        ip = str(addr)
     names: list[str] = []
     for child in el:
         if not isinstance(child.tag, str) or etree.QName(child).localname != "hostname":
@@ -423,14 +439,22 @@ def _update_dns_host(net: Network, command: str, el: etree._Element, parent: int
             raise _bad(net, element, "Missing hostname in DNS HOST record",
                        "put the name inside <hostname>...</hostname>")
         names.append(text)
-    if ip is None and not names:
-        raise _bad(net, element, "Missing ip and hostname in DNS HOST record",
-                   "give ip='...' and at least one <hostname>")
-    if is_add and ip is None:
-        raise _bad(net, element, "Missing IP address in DNS HOST record", "add ip='...'")
-    if is_add and not names:
+    if not names and is_add:
         raise _bad(net, element, "Missing hostname in DNS HOST record",
                    "add <hostname>name</hostname>")
+    ip_text = el.get("ip")
+    ip: str | None = None
+    if ip_text is not None:
+        addr = _ip(ip_text)
+        if addr is None:
+            raise _bad(net, element, f"Invalid IP address '{ip_text}' in DNS HOST record",
+                       "give a numeric IP address")
+        ip = str(addr)
+    elif is_add:
+        raise _bad(net, element, "Missing IP address in DNS HOST record", "add ip='...'")
+    elif not names:
+        raise _bad(net, element, "Missing ip and hostname in DNS HOST record",
+                   "give ip='...' or a <hostname> of the record to delete")
     query = _HostQuery(ip, tuple(names))
     hosts = net.dns.hosts if net.dns else ()
     found = []
@@ -500,6 +524,7 @@ def _update_dns_txt(net: Network, command: str, el: etree._Element, parent: int)
     return _with_dns(net, txts=txts[:found] + txts[found + 1:])
 
 
+SRV_MAX = 512 - 30  # libvirt's DNS_RECORD_LENGTH_SRV (RFC 2782 limit minus overhead)
 _SRV_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-+/")
 
 
@@ -514,10 +539,10 @@ def _update_dns_srv(net: Network, command: str, el: etree._Element, parent: int)
         raise _bad(net, element, "missing required service attribute in DNS SRV record",
                    "add service='...'")
     if service is not None:
-        if len(service) > 15:
+        if len(service.encode()) > SRV_MAX:
             raise _bad(net, element, f"service attribute '{service}' is too long, limit is "
-                       "15 bytes", "shorten the service name")
-        if set(service) - _SRV_CHARS - {"_"}:
+                       f"{SRV_MAX} bytes", "shorten the service name")
+        if set(service) - _SRV_CHARS - {"_", "*"}:
             raise _bad(net, element, f"invalid character in service attribute '{service}'",
                        "use letters, digits, '-', '+', '/' and '_'")
     if protocol is None and is_add:
@@ -526,20 +551,21 @@ def _update_dns_srv(net: Network, command: str, el: etree._Element, parent: int)
     if protocol is not None and set(protocol) - _SRV_CHARS:
         raise _bad(net, element, f"invalid character in protocol attribute '{protocol}'",
                    "use a protocol name such as tcp or udp")
+    domain, target = el.get("domain"), el.get("target")
     numbers: dict[str, int | None] = {}
     for attr in ("port", "priority", "weight"):
         text = el.get(attr)
         if text is None:
             numbers[attr] = None
             continue
-        if not text.strip().isdigit() or int(text) > 65535:
-            raise _bad(net, element, f"invalid {attr} '{text}' in DNS SRV record",
-                       f"give {attr} between 0 and 65535")
+        if target is None:
+            raise _bad(net, element, f"DNS SRV {attr} attribute not permitted without target "
+                       f"for service '{service}'", "add target='host.name' or drop it")
+        low = 1 if attr == "port" else 0
+        if not text.strip().isdigit() or not low <= int(text) <= 65535:
+            raise _bad(net, element, f"invalid DNS SRV {attr} attribute '{text}' for service "
+                       f"'{service}'", f"give {attr} between {low} and 65535")
         numbers[attr] = int(text)
-    domain, target = el.get("domain"), el.get("target")
-    if target is None and any(v is not None for v in numbers.values()):
-        raise _bad(net, element, "DNS SRV port, priority, and weight are only allowed if "
-                   "target is also specified", "add target='host.name' or drop them")
     srvs = net.dns.srvs if net.dns else ()
     found = [
         i for i, s in enumerate(srvs)
@@ -629,15 +655,15 @@ def _update_forward_interface(
     net: Network, command: str, el: etree._Element, parent: int
 ) -> Network:
     _check_element(net, el, "interface")
+    if command == "modify":
+        raise NotSupported(
+            f"forward interface entries cannot be modified, only added or deleted (network "
+            f"'{net.name}')", hint="delete the old interface, then add the new one",
+        )
     dev = el.get("dev")
     if not dev:
         raise _bad(net, "forward/interface", "missing dev attribute in <interface> element",
                    "add dev='host interface name'")
-    if command == "modify":
-        raise NotSupported(
-            f"forward interfaces cannot be modified, only added or deleted (network "
-            f"'{net.name}')", hint="delete the old interface, then add the new one",
-        )
     if net.forward is None:
         raise NotSupported(
             f"network '{net.name}' has no <forward> element to hold interfaces",
