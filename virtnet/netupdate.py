@@ -292,9 +292,8 @@ def _update_dhcp_host(net: Network, command: str, el: etree._Element, parent: in
     dhcp = ipdef.dhcp or DHCP()
     hosts = dhcp.hosts
     host = _parse_dhcp_host(net, ipdef, el, partial_ok=command == "delete")
-    if command != "delete" and host.ip is not None and _ip(host.ip) is not None and (
-        (_ip(host.ip).version == 6) != ipdef.is_ipv6  # type: ignore[union-attr]
-    ):
+    addr = _ip(host.ip) if host.ip is not None else None
+    if command != "delete" and addr is not None and (addr.version == 6) != ipdef.is_ipv6:
         raise _bad(net, "ip/dhcp/host",
                    "the address family of a host entry IP must match the address family of "
                    "the dhcp element's parent", "give an address of the <ip> element's family")
