@@ -103,6 +103,8 @@ def test_apply_reapply_change_drift_prune(host: CliHost) -> None:
     (d / "b.yaml").unlink()
     plan = host.run("plan", "--prune", "-f", str(d)).stdout
     assert "- network b: remove" in plan and "own" not in plan and "default" not in plan
+    assert f"    - bridge {host.mark}b: and the ports on it" in plan
+    assert "    - dnsmasq b: pid" in plan
     host.run("apply", "--prune", "-f", str(d))
     names = {n["name"] for n in host.json("net-list", "--all")}  # type: ignore[union-attr,index]
     assert names == {"a", "own", "default"}

@@ -189,7 +189,23 @@ class Declarative:
                 if a.action == UNCHANGED and result.host_groups.get(a.name) else a
                 for a in result.actions
             ]
+            for name in removed:
+                result.host_groups[name] = self._removal(name)
         return result
+
+    def _removal(self, name: str) -> list[Change]:
+        """What stopping a network to be pruned takes away (from its runtime record)."""
+        rec = self.store.get_runtime(self.svc.netns, name)
+        if rec is None:
+            return []
+        out = [Change("-", "bridge", str(rec.get("bridge")), "and the ports on it")]
+        if rec.get("firewall"):
+            out.append(Change("-", "nftables", "inet virtnet", f"network {name}'s elements"))
+        dm = rec.get("dnsmasq")
+        if dm:
+            out.append(Change("-", "dnsmasq", name, f"pid {dm.get('pid')}"))
+            out += [Change("-", "file", f) for f in dm.get("files", [])]
+        return out
 
     def _action(self, path: Path, net: Network, previous: Network | None,
                 stored: dict[str, Any], active: set[str]) -> NetworkAction:
