@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "virtnet.cli.cmd_definition",
     "virtnet.cli.cmd_lab",
     "virtnet.cli.cmd_engine",
+    "virtnet.cli.cmd_ops",
 ]
 
 
