@@ -283,12 +283,18 @@ class Declarative:
                                      _bind(self._restore_running, a.name, old)))
                         done.append((a.name, how))
                     else:
-                        # Same definition: repair any drift on the host (apply makes the
-                        # host match, not only the store).
-                        repairs = self.engine.reconcile([a.name])
-                        for r in repairs:
-                            say(r)
-                        done.append((a.name, "repaired" if repairs else "unchanged"))
+                        done.append((a.name, "unchanged"))
+                # Same definition: repair any drift on the host (apply makes the host
+                # match, not only the store), all of them in one reconcile.
+                same = [n for n, what in done if what == "unchanged"]
+                if same:
+                    current = ", ".join(same)
+                    repairs = self.engine.reconcile(same)
+                    for r in repairs:
+                        say(r)
+                    fixed = {r.split(":", 1)[0] for r in repairs}
+                    done = [(n, "repaired" if what == "unchanged" and n in fixed else what)
+                            for n, what in done]
             except BaseException as exc:
                 left = self._rollback(undo, old_defs, say)
                 if not isinstance(exc, Exception):
