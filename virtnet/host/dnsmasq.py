@@ -46,10 +46,15 @@ def start(netns: str | None, conf: Path, pidfile: Path) -> int:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise HostError(f"cannot run dnsmasq: {exc}", hint="install dnsmasq-base") from None
     if proc.returncode != 0:
-        raise HostError(
-            f"dnsmasq refused to start for {conf}: {(proc.stderr or proc.stdout).strip()}",
-            hint="check the network's dnsmasq:options and that its addresses are not in use",
-        )
+        text = (proc.stderr or proc.stdout).strip()
+        hint = "check the network's dnsmasq:options and that its addresses are not in use"
+        if "inotify" in text:
+            # Each dnsmasq that reads the host's resolv.conf watches it with one inotify
+            # instance; the kernel allows 128 per user by default (libvirt hits this too).
+            hint = ("too many dnsmasq instances for the inotify limit: raise it "
+                    "(sysctl -w fs.inotify.max_user_instances=2048), or give the network "
+                    "a <dns><forwarder addr=.../> so its dnsmasq does not watch resolv.conf")
+        raise HostError(f"dnsmasq refused to start for {conf}: {text}", hint=hint)
     pid = read_pid(pidfile)
     if pid is None:
         raise HostError(f"dnsmasq for {conf} started but wrote no pid file {pidfile}")
