@@ -31,7 +31,7 @@ import contextlib
 import errno
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -125,6 +125,23 @@ def select_device(net: Network, pool: Sequence[str], connections: Mapping[str, i
         if connections.get(dev, 0) < connections.get(best, 0):
             best = dev
     return best
+
+
+def allocation(net: Network, count: int, pool: Sequence[str] | None = None) -> list[str | None]:
+    """The device each of COUNT ports made one after another gets (None: refused, the pool
+    is used up). Pure: what the reach model uses to place VM I of a network."""
+    pool = tuple(pool_of(net) if pool is None else pool)
+    used: dict[str, int] = {}
+    out: list[str | None] = []
+    for _ in range(count):
+        try:
+            dev = select_device(net, pool, used)
+        except (Conflict, InvalidDefinition):
+            out.append(None)
+            continue
+        used[dev] = used.get(dev, 0) + 1
+        out.append(dev)
+    return out
 
 
 # -- start ---------------------------------------------------------------------------------
@@ -245,7 +262,30 @@ def start_direct(net: Network, *, netns: str | None, force: bool = False) -> Dir
     if net.mode is ForwardMode.HOSTDEV:
         raise hostdev_refusal(net, sriov_interfaces(netns), netns)
     pool = vf_pool(net, netns) if net.forward and net.forward.pfs else pool_of(net)
-    return check_direct(net, read_live(netns), pool, force=force)
+    started = check_direct(net, read_live(netns), pool, force=force)
+    if net.mode is ForwardMode.PASSTHROUGH:
+        flux = _arp_flux(netns, pool)
+        if flux:
+            return replace(started, messages=(*started.messages, flux))
+    return started
+
+
+def _arp_flux(netns: str | None, pool: Sequence[str]) -> str | None:
+    """Passthrough gives a pool device the VM's MAC, yet the host still sees the broadcasts
+    arriving on it; with arp_ignore=0 it answers ARP for its own addresses there, claiming
+    them at the VM's MAC (measured: the host's neighbours then send to the VM)."""
+    from virtnet.host import sysctl
+    from virtnet.host.nsenter import entered
+
+    with entered(netns):
+        values = {d: max(int(sysctl.read(f"net/ipv4/conf/{c}/arp_ignore") or 0)
+                         for c in ("all", d)) for d in pool}
+    loose = [d for d, v in values.items() if v == 0]
+    if not loose:
+        return None
+    return (f"warning: arp_ignore is 0 on {', '.join(loose)}: the host answers ARP for its "
+            "own addresses there with the VM's MAC (ARP flux); set "
+            "net.ipv4.conf.all.arp_ignore=1")
 
 
 def runtime_record(net: Network, started: DirectStart, definition_json: Any) -> dict[str, Any]:

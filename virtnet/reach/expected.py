@@ -27,6 +27,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from virtnet import direct
 from virtnet.model.network import ForwardMode, Network
 from virtnet.reach import hostfw
 from virtnet.reach.topology import (
@@ -183,7 +184,7 @@ def _host_rules(
 
 def decide(topo: Topology, src: Endpoint, dst: Endpoint, family: str, proto: str) -> Verdict:
     s, d = _side(topo, src), _side(topo, dst)
-    direct = _direct_pair(s, d)
+    direct = _direct_pair(topo, s, d)
     if direct is not None:
         return direct
     if src.kind is Kind.HOST or dst.kind is Kind.HOST:
@@ -195,27 +196,34 @@ def decide(topo: Topology, src: Endpoint, dst: Endpoint, family: str, proto: str
     return _routed(topo, s, d, family, proto)
 
 
-def _direct_pair(s: _Side, d: _Side) -> Verdict | None:
+def _direct_pair(topo: Topology, s: _Side, d: _Side) -> Verdict | None:
     """Bridged and macvtap VMs: the LAN decides, with macvtap's known gaps."""
     for side in (s, d):
         net = side.net
-        if net is None or not net.mode.is_direct and not (
-            net.mode is ForwardMode.BRIDGE and not is_host_bridge(net)
-        ):
+        if net is None or not direct.is_direct(net):
             continue
         other = d if side is s else s
-        dev = (net.forward.dev if net.forward else None) or "its device"
+        if net.mode is ForwardMode.HOSTDEV or (net.forward and net.forward.pfs):
+            return Verdict(None, f"{_name(net)}: SR-IOV virtual functions; the card's "
+                           "embedded switch decides (virtnet does not start these)")
+        dev = _macvtap_dev(topo, side)
+        if dev is None:
+            return Verdict(False, f"macvtap {_name(net)}: no device left for "
+                           f"{side.ep.id} (passthrough: one VM per interface)")
         if other.ep.kind is Kind.HOST:
+            up = topo.uplink  # None (pure computation): the host's address is on DEV
+            if up is not None and dev != up:
+                return Verdict(True, f"macvtap on {dev}, the host's address on {up}: "
+                               "through the LAN")
+            if topo.lan_hairpin:
+                return Verdict(True, f"macvtap on {dev}: the LAN switch reflects the host's "
+                               "frames back to its own VMs (hairpin)")
             return Verdict(False, f"macvtap on {dev}: the host and its own macvtap VMs cannot "
                            "reach each other")
-        if other.net is net:
-            mode = "bridge" if net.mode is ForwardMode.BRIDGE else net.mode.value
-            if mode == "bridge":
-                return Verdict(True, f"macvtap bridge mode on {dev}: VMs switched on the device")
-            if mode == "private":
-                return Verdict(False, "macvtap private mode: VMs never see each other")
-            return Verdict(None, f"macvtap {mode}: VM to VM only if the external switch "
-                           "reflects frames (hairpin)")
+        if other.net is not None and direct.is_direct(other.net) and not (
+                other.net.mode is ForwardMode.HOSTDEV or other.net.forward
+                and other.net.forward.pfs):
+            return _macvtap_pair(topo, side, dev, other)
         if other.bridge is not None:
             return Verdict(False, f"macvtap on {dev}: traffic to the host's own bridges needs "
                            "the host, which cannot see its macvtap VMs")
@@ -229,6 +237,38 @@ def _direct_pair(s: _Side, d: _Side) -> Verdict | None:
                 return Verdict(True, f"bridge {side.net.name!r}: stations on the same host "
                                f"bridge {br}")
     return None
+
+
+def _macvtap_dev(topo: Topology, side: _Side) -> str | None:
+    """The device VM I of a macvtap network gets: libvirt's allocation, in VM order."""
+    assert side.net is not None
+    index = int(side.ep.id.rsplit("/vm", 1)[1])
+    return direct.allocation(side.net, max(index, topo.vms_per_network))[index - 1]
+
+
+def _macvtap_pair(topo: Topology, a: _Side, dev: str, b: _Side) -> Verdict:
+    """Two macvtap VMs: the kernel switches between macvlans on one device only in bridge
+    mode (both ends); vepa sends everything to the switch, private never delivers between
+    macvlans of one device; on different devices the LAN switches as between any stations."""
+    assert a.net is not None and b.net is not None
+    other_dev = _macvtap_dev(topo, b)
+    if other_dev is None:
+        return Verdict(False, f"macvtap {_name(b.net)}: no device left for {b.ep.id}")
+    if other_dev != dev:
+        return Verdict(True, f"macvtap on {dev} and {other_dev}: switched by the LAN")
+    modes = {direct.kernel_mode(a.net), direct.kernel_mode(b.net)}
+    if "private" in modes:
+        return Verdict(False, f"macvtap private mode on {dev}: VMs on one device never see "
+                       "each other, even through a hairpin switch")
+    if modes == {"bridge"}:
+        return Verdict(True, f"macvtap bridge mode on {dev}: VMs switched on the device")
+    if topo.lan_hairpin is None:
+        return Verdict(None, f"macvtap vepa on {dev}: VM to VM only if the external switch "
+                       "reflects frames (hairpin)")
+    if topo.lan_hairpin:
+        return Verdict(True, f"macvtap vepa on {dev}: the LAN switch reflects frames (hairpin)")
+    return Verdict(False, f"macvtap vepa on {dev}: every frame goes to the LAN switch, which "
+                   "does not send it back out the port it came in on (hairpin off)")
 
 
 def _with_host(topo: Topology, s: _Side, d: _Side, family: str, proto: str) -> Verdict:

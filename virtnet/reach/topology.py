@@ -53,6 +53,9 @@ class Topology:
     # The host's interface to the LAN; None (pure computation): whatever device a network's
     # <forward dev=...> names is taken to be it.
     uplink: str | None = None
+    # Whether the LAN's switch sends a frame back out of the port it came in on (hairpin /
+    # 802.1Qbg reflective relay); decides macvtap vepa VM to VM. None: not known.
+    lan_hairpin: bool | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
