@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -400,7 +401,7 @@ def _create(nl: Netlink, network: str, entry: dict[str, Any], lower: int, mode: 
     if entry["mac"] and mode != "passthru":  # passthru takes the lower device's MAC
         kw["address"] = entry["mac"]
     try:
-        nl.ipr.link("add", **kw)
+        _add_link(nl, kw, passthru=mode == "passthru")
     except NetlinkError as exc:
         if exc.code == errno.EEXIST:
             raise Conflict(f"cannot create port {entry['name']}: an interface of that "
@@ -432,6 +433,21 @@ def _create(nl: Netlink, network: str, entry: dict[str, Any], lower: int, mode: 
                            hint="choose another peer name") from None
     else:
         nl.set_up(link.index)
+
+
+def _add_link(nl: Netlink, kw: dict[str, Any], *, passthru: bool) -> None:
+    """Create the macvlan/macvtap. passthru fails (EINVAL) while the device still carries
+    another macvlan, and one whose namespace was just deleted lingers for some milliseconds
+    (the kernel dismantles namespaces in a work queue): retry for up to a second."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            nl.ipr.link("add", **kw)
+            return
+        except NetlinkError as exc:
+            if not (passthru and exc.code == errno.EINVAL) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _owned(link_alias: str | None, network: str, entry: Mapping[str, Any]) -> bool:
