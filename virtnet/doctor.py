@@ -253,30 +253,36 @@ class Doctor:
         conf = Path(dm["conf"])
         addrs = {a.split("/")[0] for a in links.addresses(br)}
         addrs |= {ip.address for ip in net.ips if ip.address}
-        out = []
+        # one finding per process and address:port (its UDP and TCP sockets together)
+        found: dict[tuple[int | None, str, str | None, int], list[str]] = {}
         for sock in _listeners(self.netns):
             if sock.port not in PORTS or sock.pid is not None and any(
                     dnsmasq_proc.is_ours(sock.pid, c) for c in (conf, *self._confs)):
                 continue
             exact = sock.addr in addrs
             wildcard = sock.addr in ("0.0.0.0", "*", "::") and sock.dev in (None, br)
-            if not (exact or wildcard):
-                continue
-            who = (f"{sock.comm} (pid {sock.pid})" if sock.pid is not None
-                   else "a process virtnet cannot see")
-            where = f"{sock.addr}{'%' + sock.dev if sock.dev else ''}:{sock.port}/{sock.proto}"
-            service = PORTS[sock.port]
+            if exact or wildcard:
+                found.setdefault((sock.pid, sock.addr, sock.dev, sock.port), []).append(
+                    f"{sock.proto}:{sock.comm}")
+        out = []
+        for (pid, addr, dev, port), socks in found.items():
+            comm = socks[0].split(":", 1)[1]
+            exact = addr in addrs
+            who = f"{comm} (pid {pid})" if pid is not None else "a process virtnet cannot see"
+            protos = "+".join(sorted({s.split(":", 1)[0] for s in socks}))
+            where = f"{addr}{'%' + dev if dev else ''}:{port}/{protos}"
+            service = PORTS[port]
             why = (f"virtnet's dnsmasq for '{net.name}' must answer {service} on {br}: "
                    + ("it cannot bind this address while the other server holds it, or the "
                       "other server takes the queries" if exact else
                       "a server bound to all addresses keeps it from binding the bridge's "
                       "address (\"failed to create listening socket ... Address already in "
                       "use\") unless both use address-specific sockets"))
-            fix = (f"make {sock.comm or 'the other server'} listen only where it should: for "
+            fix = (f"make {comm or 'the other server'} listen only where it should: for "
                    f"dnsmasq add 'bind-interfaces' and 'except-interface={br}' (or "
                    "'listen-address=' its own addresses) to its configuration and restart it; "
                    f"for systemd-resolved or another DNS server, stop it listening on "
-                   f"{'the address ' + sock.addr if exact else 'all addresses'}; then virtnet "
+                   f"{'the address ' + addr if exact else 'all addresses'}; then virtnet "
                    f"{self.g}reconcile {net.name}")
             out.append(Finding(ERROR if exact else WARNING, "port-conflict", net.name,
                                f"{who} listens on {where}, {service} on bridge {br}", why, fix))

@@ -125,6 +125,7 @@ class Guard:
         self._procs: dict[str, ProcessWatch] = {}
         self._pending = _Pending()
         self._foreign_changed = False
+        self._last_error: str | None = None
         self.repairs_made = 0
 
     # -- public -------------------------------------------------------------------------
@@ -298,9 +299,10 @@ class Guard:
                 names = [n for n in names if n in active]
                 repairs = self.engine.reconcile(names)
         except VirtnetError as exc:
-            self._emit("error", message=f"repair failed: {exc}", cause=causes)
+            self._error(f"repair failed: {exc}", causes)
             self._after(sel)
             return False
+        self._last_error = None
         self._report(repairs, causes, t_first)
         pending.causes.clear()
         pending.full = False
@@ -317,13 +319,20 @@ class Guard:
         try:
             repairs = self.engine.reconcile()
         except VirtnetError as exc:
-            self._emit("error", message=f"full check failed: {exc}", cause=causes)
+            self._error(f"full check failed: {exc}", causes)
             self._after(sel)
             return
+        self._last_error = None
         self._report(repairs, causes, t_first)
         pending.causes.clear()
         pending.full = False
         self._after(sel)
+
+    def _error(self, message: str, causes: list[str]) -> None:
+        """Log a failed repair; the same failure again (retries) only once."""
+        if message != self._last_error:
+            self._emit("error", message=message, cause=causes)
+        self._last_error = message
 
     def _report(self, repairs: Iterable[str], causes: list[str], t_first: float) -> None:
         """Log repairs grouped by network; bridged-mode findings (never repaired) once."""
