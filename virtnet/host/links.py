@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -61,16 +65,58 @@ def _info(msg: Any) -> LinkInfo:
     )
 
 
+SO_NETNS_COOKIE = 71  # Linux >= 5.14: which network namespace a socket belongs to
+
+
+def _netns_cookie(fd: int) -> int:
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        return int(struct.unpack("Q", sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0])
+    finally:
+        sock.close()
+
+
 class Netlink:
-    """One rtnetlink socket inside NETNS (None: the caller's namespace)."""
+    """An rtnetlink socket inside NETNS (None: the caller's namespace), one per thread.
+
+    pyroute2 keeps its transport per thread and opens it lazily in whatever namespace the
+    calling thread is in, which for a new thread is the root namespace. So each thread gets
+    its own IPRoute, opened inside NETNS, and its namespace is checked by cookie: an
+    operation can never land in another namespace than the one asked for.
+    """
 
     def __init__(self, netns: str | None) -> None:
         self.netns = netns
-        with entered(netns):
-            self.ipr = IPRoute()
+        self._local = threading.local()
+        self._opened: list[IPRoute] = []
+        self._guard = threading.Lock()
+        _ = self.ipr  # open now: a missing namespace fails here, before any change
+
+    @property
+    def ipr(self) -> IPRoute:
+        ipr: IPRoute | None = getattr(self._local, "ipr", None)
+        if ipr is None:
+            with entered(self.netns):
+                ipr = IPRoute()
+                probe = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+            try:
+                want = _netns_cookie(probe.fileno())
+            finally:
+                probe.close()
+            if _netns_cookie(ipr.fileno()) != want:
+                ipr.close()
+                raise HostError(f"netlink socket is not in namespace {self.netns or 'root'}")
+            with self._guard:
+                self._opened.append(ipr)
+            self._local.ipr = ipr
+        return ipr
 
     def close(self) -> None:
-        self.ipr.close()
+        with self._guard:
+            for ipr in self._opened:
+                ipr.close()
+            self._opened.clear()
+        self._local = threading.local()
 
     def __enter__(self) -> Netlink:
         return self
