@@ -171,11 +171,13 @@ class Declarative:
         explicit = {n.bridge_name for _, n in sources if n.bridge_name}
         prepared: list[Network] = []
         actions: list[NetworkAction] = []
+        links = self.svc.host_links()  # once: generated bridge names avoid these
         for path, raw in sources:
             previous = parse_network(stored[raw.name].xml) if raw.name in stored else None
             others = staying + prepared
             net = self.svc.prepare(raw, others=others, previous=previous,
-                                   extra_taken=explicit - {raw.bridge_name})
+                                   extra_taken=explicit - {raw.bridge_name},
+                                   links=links)
             prepared.append(net)
             actions.append(self._action(path, net, previous, stored, active))
         for name in removed:

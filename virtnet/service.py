@@ -174,13 +174,14 @@ class Service:
         return [parse_network(d.xml) for d in self.store.list_definitions() if d.name not in skip]
 
     def prepare(self, net: Network, *, others: Sequence[Network] | None = None,
-                previous: Network | None = None, extra_taken: Collection[str] = ()
-                ) -> Network:
+                previous: Network | None = None, extra_taken: Collection[str] = (),
+                links: Collection[str] | None = None) -> Network:
         """NET completed (uuid, bridge, MAC) and validated against the other networks.
 
         Values libvirt generated for an earlier definition of the same network (uuid, bridge
         name, bridge MAC) are kept when the new one leaves them out, so redefining the same
-        file changes nothing.
+        file changes nothing. LINKS: the namespace's device names, when the caller
+        already has them (preparing many networks at once).
         """
         if others is None:
             others = self.others(net.name)
@@ -189,13 +190,15 @@ class Service:
             previous = parse_network(stored.xml) if stored else None
         if previous is not None:
             net = carry_over(net, previous)
-        taken = {o.bridge_name for o in others if o.bridge_name} | self._host_links()
+        if links is None:
+            links = self.host_links()
+        taken = {o.bridge_name for o in others if o.bridge_name} | set(links)
         taken |= set(extra_taken)
         net = fill_defaults(net, taken_bridges=taken)
         validate(net, others=others)
         return net
 
-    def _host_links(self) -> set[str]:
+    def host_links(self) -> set[str]:
         """Device names already in the namespace (generated bridge names avoid them)."""
         try:
             return {link.name for link in self.engine.nl.links()}
@@ -474,7 +477,7 @@ class Service:
                 self.store.set_meta(DEFAULT_META, "no-free-subnet")
                 return ("no 'default' network was defined: every 192.168.N.0/24 from N=122 "
                         "is in use here")
-            taken = {o.bridge_name for o in others} | self._host_links()
+            taken = {o.bridge_name for o in others} | self.host_links()
             net = parse_network(default_network_xml(third))
             if "virbr0" in taken:
                 net = replace(net, bridge=Bridge(stp=True, delay=0))
