@@ -22,6 +22,7 @@ from typing import Any
 
 from virtnet.errors import Conflict, HostError, InvalidDefinition, NotFound, VirtnetError
 from virtnet.libvirtxml import format_network, parse_network
+from virtnet.loader import load_file
 from virtnet.model.network import Network
 from virtnet.plan import ALIAS_PREFIX, Change, Plan
 from virtnet.service import Service
@@ -56,8 +57,6 @@ def find_files(paths: Sequence[str | Path]) -> list[Path]:
 
 def load_sources(paths: Sequence[str | Path]) -> list[tuple[Path, Network]]:
     """Every network in the files, refusing two files that define the same name."""
-    from virtnet.loader import load_file
-
     out: list[tuple[Path, Network]] = []
     seen: dict[str, Path] = {}
     for f in find_files(paths):

@@ -21,6 +21,7 @@ from lxml import etree
 from virtnet.errors import NotFound, NotSupported, VirtnetError
 from virtnet.libvirtxml import format_network, parse_network
 from virtnet.libvirtxml.safe_xml import parse_document
+from virtnet.plan.desired import check_supported
 from virtnet.service import Service
 
 LIBVIRT_DIR = Path("/etc/libvirt/qemu/networks")
@@ -159,8 +160,6 @@ def import_networks(svc: Service, sources: Iterator[Source]) -> list[ImportItem]
         item.notes += [f"not carried over: {p}" for p in
                        dropped(src.xml, format_network(net, inactive=True))]
         try:
-            from virtnet.plan.desired import check_supported
-
             check_supported(net)
         except VirtnetError as exc:
             item.notes.append(f"defined, but cannot be started by virtnet here: {exc.message}")

@@ -23,6 +23,7 @@ from typing import TypeVar
 from lxml import etree
 
 from virtnet.errors import Conflict, InvalidDefinition, NotFound, NotSupported
+from virtnet.libvirtxml import parse_network
 from virtnet.libvirtxml.safe_xml import parse_document
 from virtnet.model.network import (
     DHCP,
@@ -603,8 +604,6 @@ def _update_dns_srv(net: Network, command: str, el: etree._Element, parent: int)
 def _parse_portgroup(net: Network, el: etree._Element) -> PortGroup:
     # The full <portgroup> grammar (vlan, virtualport, bandwidth) lives in the XML reader:
     # parse it inside a minimal network so both paths read it the same way.
-    from virtnet.libvirtxml import parse_network
-
     if not el.get("name"):
         raise _bad(net, "portgroup", "missing name attribute in portgroup",
                    "add name='...'")

@@ -17,8 +17,11 @@ from virtnet.cli import output
 from virtnet.cli.context import make_settings, settings
 from virtnet.errors import InvalidDefinition, NotFound, VirtnetError
 from virtnet.host.leases import DhcpLease
+from virtnet.libvirtxml import parse_network
+from virtnet.loader import load_file
 from virtnet.model.network import Network
 from virtnet.service import NetworkInfo, Service
+from virtnet.store import Store
 
 
 @contextlib.contextmanager
@@ -39,8 +42,6 @@ def open_service(ctx: click.Context, *, offer_default: bool = True) -> Iterator[
 
 def load_definition(path: str) -> Network:
     """A network from a libvirt XML or YAML file."""
-    from virtnet.loader import load_file
-
     p = Path(path)
     if not p.is_file():
         raise NotFound(f"file {path} does not exist or is not a regular file",
@@ -54,8 +55,6 @@ def _complete_network(ctx: click.Context, param: click.Parameter, incomplete: st
     try:
         params = ctx.find_root().params
         s = make_settings(params.get("state_dir"), params.get("netns"), "table", False)
-        from virtnet.store import Store
-
         if not (s.state_dir / "virtnet.db").exists():
             return []
         with Store(s.state_dir) as st:
@@ -260,8 +259,6 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
                     return
                 text = edited
                 try:
-                    from virtnet.libvirtxml import parse_network
-
                     net = svc.define(parse_network(edited))
                 except VirtnetError as exc:
                     click.echo(f"error: {exc}", err=True)
