@@ -428,6 +428,7 @@ class Engine:
         if rec.get("firewall"):  # in parallel with the rest (nft is its own process)
             fw = _Background(lambda: self._firewall_release(net, crashed=crashed))
         dm = rec.get("dnsmasq")
+        stopping: list[dnsmasq_proc.Stopping] = []
         if dm:
             conf = Path(dm["conf"])
             pids = {dm["pid"]} if dm.get("pid") else set()
@@ -436,9 +437,8 @@ class Engine:
                 pids.add(pid)
             if crashed or not pids:
                 pids.update(dnsmasq_proc.find(conf))
-            for pid in sorted(pids):
-                attempt(f"dnsmasq {pid}", _bind(dnsmasq_proc.stop, pid, conf))
-            attempt("dnsmasq files", lambda: self._remove_files(dm["files"]))
+            # SIGTERM now, wait for the exits after the bridge is gone (both take a while)
+            stopping = [dnsmasq_proc.Stopping(pid, conf) for pid in sorted(pids)]
         bridge = rec["bridge"]
         if rec.get("ports") or crashed:
             for port in ports_mod.of_network(self.nl, name, bridge, None):
@@ -446,6 +446,10 @@ class Engine:
         link = None if rec.get("host_bridge") else self.nl.get(bridge)  # never the host's
         if link is not None and (link.alias == ALIAS_PREFIX + name or (crashed and not link.alias)):
             attempt(f"bridge {bridge}", lambda: self.nl.delete(bridge))
+        for st in stopping:
+            attempt(f"dnsmasq {st.pid}", st.wait)
+        if dm:  # only now: a dnsmasq that is exiting may still write its lease file
+            attempt("dnsmasq files", lambda: self._remove_files(dm["files"]))
         if fw is not None:
             attempt("firewall rules", fw.result)
         if errors:

@@ -132,6 +132,47 @@ def signal_pid(pid: int, conf: Path, sig: int) -> bool:
         os.close(fd)
 
 
+class Stopping:
+    """A SIGTERM sent to our dnsmasq; ``wait()`` for it to be gone (SIGKILL if it lingers).
+    Splitting the two lets the caller tear other things down meanwhile."""
+
+    def __init__(self, pid: int, conf: Path) -> None:
+        self.pid = pid
+        self.fd: int | None = None
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        try:
+            if is_ours(pid, conf):
+                signal.pidfd_send_signal(fd, signal.SIGTERM)
+                self.fd, fd = fd, -1
+        except ProcessLookupError:
+            pass
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    @property
+    def sent(self) -> bool:
+        return self.fd is not None
+
+    def wait(self, timeout: float = 2.0) -> bool:
+        if self.fd is None:
+            return False
+        try:
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            if not poller.poll(int(timeout * 1000)):
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self.fd, signal.SIGKILL)
+                poller.poll(int(timeout * 1000))
+            return True
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+
 def stop(pid: int, conf: Path, *, timeout: float = 2.0) -> bool:
     """Terminate our dnsmasq PID and wait for it to exit; False if it was not running."""
     try:
