@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from virtnet.doctor import Finding, _foreign_finding, exit_status, parse_ss
+from virtnet.doctor import Finding, _foreign_finding, bridged_findings, exit_status, parse_ss
+from virtnet.hostcfg import BondSettings, HostView, Link, LinkKind, parse_mode
+from virtnet.model.network import Bridge, Forward, ForwardMode, Network
 
 SS_UDP = """\
 UNCONN 0      0          10.77.5.1:53        0.0.0.0:*    users:(("dnsmasq",pid=7855,fd=6))
@@ -54,3 +56,40 @@ def test_exit_status() -> None:
     assert exit_status([f("info"), f("warning")]) == 1
     assert exit_status([f("warning"), f("error")]) == 2
     assert "why: y" in str(f("error")) and "fix: z" in str(f("error"))
+
+
+def _lan(bridge: str = "br0") -> Network:
+    return Network(name="lan", forward=Forward(mode=ForwardMode.BRIDGE),
+                   bridge=Bridge(name=bridge))
+
+
+def test_bridged_over_wifi_and_bad_bond_modes() -> None:
+    wifi = HostView({
+        "br0": Link("br0", LinkKind.BRIDGE, "up", ports=("wlan0", "vnet1")),
+        "wlan0": Link("wlan0", LinkKind.WIRELESS, "up"),
+        "vnet1": Link("vnet1", LinkKind.TAP, "up"),
+    }, source="test")
+    (f,) = bridged_findings(_lan(), wifi)
+    assert (f.severity, f.code, f.network) == ("error", "bridged-wireless", "lan")
+    assert "Wi-Fi" in f.what and "wired interface" in f.fix
+    assert "own MAC address" in f.why
+
+    rr = HostView({
+        "br0": Link("br0", LinkKind.BRIDGE, "up", ports=("bond0",)),
+        "bond0": Link("bond0", LinkKind.BOND, "up", ports=("eth0", "eth1"),
+                      bond=BondSettings(parse_mode("balance-rr"), arp_interval=100)),
+    }, source="test")
+    found = {x.code: x for x in bridged_findings(_lan(), rr)}
+    assert set(found) == {"bridged-bond-mode", "bridged-arp-monitoring"}
+    assert "mode 0 (balance-rr)" in found["bridged-bond-mode"].what
+    assert "active-backup" in found["bridged-bond-mode"].fix
+    assert "miimon=100" in found["bridged-arp-monitoring"].fix
+
+    good = HostView({
+        "br0": Link("br0", LinkKind.BRIDGE, "up", ports=("bond0",)),
+        "bond0": Link("bond0", LinkKind.BOND, "up", ports=("eth0",),
+                      bond=BondSettings(parse_mode("active-backup"), miimon=100)),
+    }, source="test")
+    assert bridged_findings(_lan(), good) == []
+    missing = bridged_findings(_lan("br9"), good)
+    assert [x.code for x in missing] == ["bridged-bridge-missing"]

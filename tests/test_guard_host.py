@@ -146,6 +146,7 @@ def test_once_reports_repairs_and_foreign_drops(lab: Lab) -> None:
     sh(lab.host, "nft", "flush", "ruleset")
     sh(lab.host, "nft", "add table ip filter; add chain ip filter FORWARD "
        "{ type filter hook forward priority 0; policy drop; }")
+    sh(lab.host, "sysctl", "-qw", "net.ipv4.ip_forward=0")  # sends no event: --once finds it
     argv = [sys.executable, "-c", "from virtnet.cli.main import main; main()",
             "--netns", lab.host, "--state-dir", str(lab.state_dir), "-o", "json",
             "guard", "--once"]
@@ -153,6 +154,7 @@ def test_once_reports_repairs_and_foreign_drops(lab: Lab) -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert any("table inet virtnet restored" in r for r in report["repairs"])
+    assert "g: sysctl net.ipv4.ip_forward=1 restored" in report["repairs"]
     assert any("table ip filter, chain FORWARD" in w for w in report["warnings"])
     assert "table ip filter" in lab.ruleset()  # another tool's table: reported, never touched
     assert _in_sync(lab)

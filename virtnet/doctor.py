@@ -29,6 +29,7 @@ from virtnet.host import netns as netns_mod
 from virtnet.host import record as rec_mod
 from virtnet.host import sysctl
 from virtnet.host.nsenter import entered
+from virtnet.hostcfg.facts import HostView
 from virtnet.hostcfg.iplink import read_live
 from virtnet.hostcfg.rules import Severity, check_bridge
 from virtnet.libvirtxml import parse_network
@@ -289,34 +290,14 @@ class Doctor:
         return out
 
     def _bridged(self, net: Network, links: _Links) -> list[Finding]:
-        br = net.bridge_name or ""
         try:
             view = read_live(self.netns)
         except VirtnetError:
             return []
-        ours = [x.name for x in view if (x.alias or "").startswith(bridged.PORT_ALIAS)]
-        out = []
-        for v in check_bridge(view, br, ignore_ports=ours):
-            if v.severity is Severity.OK:
-                continue
-            sev = ERROR if v.severity is Severity.REFUSED else WARNING
-            if v.code == "no-uplink":
-                sev = WARNING
-            why = {
-                "wireless": "an access point accepts frames only from its client's own MAC "
-                            "address, so the VMs' frames are dropped",
-                "bond-mode": "this bond mode sends VMs' frames over several ports or rewrites "
-                             "MACs: the switch learns VM MACs on the wrong port",
-                "arp-monitoring": "ARP link monitoring does not work behind a bridge",
-                "no-miimon": "without link monitoring a dead port keeps receiving traffic",
-                "bridge-missing": "bridged mode attaches VMs to an existing host bridge",
-                "bridge-down": "a bridge that is down forwards nothing",
-            }.get(v.code, "VMs on this bridge lose their connection")
-            out.append(Finding(sev, f"bridged-{v.code}", net.name, v.message, why,
-                               v.fix or "see docs/bridged-mode.md"))
-        link = links.get(br)
+        out = bridged_findings(net, view)
+        link = links.get(net.bridge_name or "")
         if link is not None:
-            out += self._stp(net.name, br, link, ours=False)
+            out += self._stp(net.name, net.bridge_name or "", link, ours=False)
         return out
 
     # -- the namespace --------------------------------------------------------------------
@@ -380,6 +361,34 @@ class Doctor:
         for line in drops:
             out.append(_foreign_finding(line, sorted(bridges), docker_user))
         return out
+
+
+_BRIDGED_WHY = {
+    "wireless": "an access point accepts frames only from its client's own MAC address, so "
+                "the VMs' frames are dropped",
+    "bond-mode": "this bond mode sends VMs' frames over several ports or rewrites MACs: the "
+                 "switch learns VM MACs on the wrong port",
+    "arp-monitoring": "ARP link monitoring does not work behind a bridge",
+    "no-miimon": "without link monitoring a dead port keeps receiving traffic",
+    "bridge-missing": "bridged mode attaches VMs to an existing host bridge",
+    "bridge-down": "a bridge that is down forwards nothing",
+}
+
+
+def bridged_findings(net: Network, view: HostView) -> list[Finding]:
+    """Bridged mode's rules (virtnet.hostcfg) on NET's host bridge as findings: Wi-Fi
+    uplink, bond modes that break bridges, ARP monitoring, no uplink, no bridge."""
+    br = net.bridge_name or ""
+    ours = [x.name for x in view if (x.alias or "").startswith(bridged.PORT_ALIAS)]
+    out = []
+    for v in check_bridge(view, br, ignore_ports=ours):
+        if v.severity is Severity.OK:
+            continue
+        sev = ERROR if v.severity is Severity.REFUSED else WARNING
+        out.append(Finding(sev, f"bridged-{v.code}", net.name, v.message,
+                           _BRIDGED_WHY.get(v.code, "VMs on this bridge lose their connection"),
+                           v.fix or "see docs/bridged-mode.md"))
+    return out
 
 
 def _foreign_finding(line: str, bridges: Sequence[str],

@@ -94,6 +94,10 @@ def _summarize_nft(batch: list[NftChange]) -> str:
     return f"{head}{more} {by}".strip()
 
 
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, VirtnetError) else f"{type(exc).__name__}: {exc}"
+
+
 class Guard:
     """Watch namespace NETNS (state in STATE_DIR) and repair what drifts; ``run()`` until
     ``stop()``. LOG receives one dict per thing worth telling (see docs/guard-and-doctor.md)."""
@@ -298,8 +302,8 @@ class Guard:
                 active = set(self.engine.active())
                 names = [n for n in names if n in active]
                 repairs = self.engine.reconcile(names)
-        except VirtnetError as exc:
-            self._error(f"repair failed: {exc}", causes)
+        except Exception as exc:  # a daemon: report, keep guarding, retry later
+            self._error(f"repair failed: {_describe(exc)}", causes)
             self._after(sel)
             return False
         self._last_error = None
@@ -318,8 +322,8 @@ class Guard:
         t_first = pending.first if pending else time.monotonic()
         try:
             repairs = self.engine.reconcile()
-        except VirtnetError as exc:
-            self._error(f"full check failed: {exc}", causes)
+        except Exception as exc:
+            self._error(f"full check failed: {_describe(exc)}", causes)
             self._after(sel)
             return
         self._last_error = None
