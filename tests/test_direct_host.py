@@ -212,6 +212,13 @@ def test_refusals_leave_nothing_recorded(bed: Bed) -> None:
                        "<pf dev='eth1'/></forward></network>")
     with pytest.raises(NotSupported, match="no usable VFs present on SR-IOV PF eth1"):
         eng.start(pf)
+    # a PF name is data, never shell text (the engine may get unvalidated definitions)
+    marker = Path(f"/tmp/{bed.host}-pwned")
+    hostile = Network(name="pf2", forward=Forward(mode=ForwardMode.PASSTHROUGH,
+                                                  pfs=(f"x;touch {marker}",)))
+    with pytest.raises(NotSupported, match="no usable VFs"):
+        eng.start(hostile)
+    assert not marker.exists()
     netns.run(bed.host, ["ip", "-batch", "-"],
               input="link add br9 type bridge\nlink set eth2 master br9\n")
     with pytest.raises(UnsafeHostConfig, match="eth2 is a port of bridge br9"):

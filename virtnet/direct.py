@@ -246,9 +246,10 @@ def vf_pool(net: Network, netns: str | None) -> tuple[str, ...]:
     """The network interfaces of the VFs of NET's <pf> (libvirt's implicit pool)."""
     assert net.forward is not None and net.forward.pfs
     pf = net.forward.pfs[0]
-    script = (f"cd /sys/class/net/{pf}/device 2>/dev/null || exit 0; "
-              "for v in virtfn*; do [ -d $v/net ] && ls $v/net; done; true")
-    names = tuple(netns_mod.run(netns, ["sh", "-c", script]).stdout.split())
+    # the name goes in as $1, never into the script text
+    script = ('cd "/sys/class/net/$1/device" 2>/dev/null || exit 0; '
+              'for v in virtfn*; do [ -d "$v/net" ] && ls "$v/net"; done; true')
+    names = tuple(netns_mod.run(netns, ["sh", "-c", script, "sh", pf]).stdout.split())
     if not names:
         raise NotSupported(
             f"network {net.name!r}: no usable VFs present on SR-IOV PF {pf}",
