@@ -179,3 +179,20 @@ def test_repair_latency_is_event_driven(lab: Lab) -> None:
     assert time.monotonic() - t0 < 2
     assert _in_sync(lab)
     guard.terminate()
+
+
+def test_foreign_drop_appearing_is_reported_once_and_left_alone(lab: Lab) -> None:
+    _, bridge = _start(lab, 49)
+    guard = GuardProc(lab)
+    mark = len(guard.log)
+    sh(lab.host, "nft", "add table ip filter; add chain ip filter FORWARD "
+       "{ type filter hook forward priority 0; policy drop; }")
+    warning = guard.wait_for(lambda e: e["event"] == "warning", start=mark)
+    assert "table ip filter, chain FORWARD (hook forward, policy drop)" in warning["message"]
+    assert f'iifname "{bridge}" accept' in warning["message"]
+    sh(lab.host, "nft", "add rule ip filter FORWARD counter")  # more changes: no repeat
+    guard.settle(0.3)
+    assert len([e for e in guard.log[mark:] if e["event"] == "warning"]) == 1
+    assert not guard.repairs(mark)
+    assert "policy drop" in sh(lab.host, "nft", "list", "table", "ip", "filter")
+    guard.terminate()

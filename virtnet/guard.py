@@ -137,8 +137,9 @@ class Guard:
     def stop(self) -> None:
         """Ask ``run()`` to return after the repair in progress (signal-handler safe)."""
         self._stopping = True
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, b"x")
 
     def close(self) -> None:
         for w in self._procs.values():
@@ -147,6 +148,7 @@ class Guard:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._wake_r = self._wake_w = -1  # a late stop() must not write to a reused fd
         self.engine.close()
 
     def __enter__(self) -> Guard:
@@ -244,15 +246,15 @@ class Guard:
                 self._foreign_changed = True
         if nft.overrun:
             nft.overrun = False
-            pending.full = True
             pending.add(TABLE_KEY, "nftables notifications were lost (too many at once)", now)
+            pending.full = True
 
     def _on_links(self, links: LinkEvents, pending: _Pending, now: float) -> None:
         changes = links.changes()
         if links.overrun:
             links.overrun = False
-            pending.full = True
             pending.add(TABLE_KEY, "link notifications were lost (too many at once)", now)
+            pending.full = True
         refreshed = False
         for ch in changes:
             if ch.kind == "link":
