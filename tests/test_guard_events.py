@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from pathlib import Path
 
 from virtnet.guard import DEBOUNCE, MAX_DELAY, _Pending, _summarize_nft
 from virtnet.guard_events import (
@@ -95,3 +96,28 @@ def test_debounce_waits_for_quiet_but_not_forever() -> None:
     for i in range(40):  # a storm of events: acted on after MAX_DELAY at the latest
         p.add("", f"e{i}", 10.0 + i * 0.03)
     assert p.due(11.2) == 10.0 + MAX_DELAY
+
+
+def test_log_lines_for_people() -> None:
+    from virtnet.cli.cmd_ops import _line
+
+    entry = {"time": 0.25, "event": "repair", "network": "default",
+             "repairs": ["bridge virbr0 recreated", "dnsmasq restarted (pid 9)"],
+             "cause": ["bridge virbr0 deleted"], "seconds": 0.1234}
+    text = _line(entry)
+    assert text.endswith("repaired default: bridge virbr0 recreated; dnsmasq restarted (pid 9) "
+                         "(after: bridge virbr0 deleted; 123 ms)")
+    assert text[:12].count(":") == 2 and text[8] == "."  # HH:MM:SS.mmm
+    table = _line({"time": 0.0, "event": "repair", "repairs": ["table restored"],
+                   "cause": ["delete table inet virtnet by nft (pid 3)"], "seconds": 0.05})
+    assert "repaired nftables: table restored (after: delete table" in table
+
+
+def test_bad_interval_is_a_clear_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from virtnet.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "guard", "--interval", "0"])
+    assert result.exit_code == 1
+    assert "--interval must be positive" in result.output and "Traceback" not in result.output

@@ -53,7 +53,7 @@ def register(cli: click.Group) -> None:
         repair with what broke it (-o json: one JSON object per line). Runs until SIGTERM or
         SIGINT.
 
-        Example: virtnet --netns lab guard --interval 60
+        Example: virtnet guard --interval 60
         """
         s = settings(ctx)
         json_lines = s.output != "table"
@@ -88,7 +88,7 @@ def register(cli: click.Group) -> None:
         delaying DHCP. Exit status 0 when healthy (info findings at most), 1 with warnings,
         2 with errors.
 
-        Example: virtnet --netns lab doctor default
+        Example: virtnet doctor default
         """
         s = settings(ctx)
         with Doctor(s.state_dir, s.netns) as doc:
