@@ -168,3 +168,33 @@ def test_dump_formats() -> None:
 def test_odd_strings_survive(text: str) -> None:
     net = Network(name="a", title=text, description=text)
     assert load_yaml(dump_yaml(net)) == net
+
+
+def test_every_model_field_has_a_yaml_key() -> None:
+    """A field added to the model must reach the YAML form, or XML -> YAML would drop it."""
+    import dataclasses
+
+    import virtnet.model.network as model
+    from virtnet import yamlform
+
+    covered: dict[type, set[str]] = {}
+
+    def walk(kind: object) -> None:
+        if isinstance(kind, yamlform._List):
+            walk(kind.item)
+        elif isinstance(kind, yamlform._Obj):
+            if kind.cls in covered:
+                return
+            covered[kind.cls] = {attr for _, attr, _ in kind.fields}
+            for _, _, sub in kind.fields:
+                walk(sub)
+        elif isinstance(kind, yamlform._Lease):
+            walk(yamlform._LEASE_OBJ)
+
+    walk(yamlform._NETWORK)
+    walk(yamlform.FORWARD)
+    covered[model.Network].add("forward")  # written as mode + forward
+    covered[model.Forward] |= {"mode", "mode_given"}
+    for cls in [c for c in vars(model).values() if dataclasses.is_dataclass(c)]:
+        missing = {f.name for f in dataclasses.fields(cls)} - covered.get(cls, set())
+        assert not missing, f"{cls.__name__}: no YAML key for {sorted(missing)}"

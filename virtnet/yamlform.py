@@ -23,7 +23,9 @@ path and the keys allowed there.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -242,6 +244,16 @@ class _StrList(_Kind):
         return not value
 
 
+def _plain_kind(hint: Any) -> _Kind | None:
+    """The kind for a simple annotation (``int | None``, ``tuple[str, ...]``...), else None."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    if len(args) == 1 and args[0] in (str, int, bool):
+        return {str: _Str(), int: _Int(), bool: _Bool()}[args[0]]
+    if typing.get_origin(hint) is tuple and typing.get_args(hint) == (str, ...):
+        return _StrList()
+    return None
+
+
 @dataclass
 class _Obj(_Kind):
     """A dataclass from a mapping, key by key."""
@@ -250,6 +262,18 @@ class _Obj(_Kind):
     fields: Sequence[tuple[str, str, _Kind]]  # (yaml key, dataclass field, kind)
     required: Sequence[str] = ()
     shorthand: Callable[[Any, str], Any] | None = None  # accepts a non-mapping form
+
+    def __post_init__(self) -> None:
+        # A model field added later with a plain type gets a key of its own name, so the
+        # YAML form stays lossless without an edit here (tests check every field is covered).
+        named = {attr for _, attr, _ in self.fields}
+        hints = typing.get_type_hints(self.cls)
+        extra = [
+            (f.name, f.name, kind)
+            for f in dataclasses.fields(self.cls)
+            if f.name not in named and (kind := _plain_kind(hints[f.name])) is not None
+        ]
+        self.fields = [*self.fields, *extra]
 
     def load(self, value: Any, path: str) -> Any:
         if self.shorthand is not None and not isinstance(value, dict):
@@ -528,7 +552,7 @@ class _IP(_Obj):
     def load(self, value: Any, path: str) -> Any:
         if isinstance(value, dict) and isinstance(value.get("address"), str):
             addr, sep, plen = value["address"].partition("/")
-            if sep:
+            if sep and _is_cidr(value["address"]):
                 if "prefix" in value or "netmask" in value:
                     raise _bad(
                         f"{path}.address",
@@ -537,6 +561,14 @@ class _IP(_Obj):
                     )
                 value = {**value, "address": addr, "prefix": plen}
         return super().load(value, path)
+
+
+def _is_cidr(text: str) -> bool:
+    try:
+        ipaddress.ip_interface(text)
+    except ValueError:
+        return False
+    return True
 
 
 IP = _IP(
