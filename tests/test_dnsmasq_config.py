@@ -205,9 +205,20 @@ def test_local_ptr() -> None:
 
 
 def test_forwarders() -> None:
-    dns = DNS(forwarders=(DNSForwarder(domain="lan", addr="192.168.1.1"), DNSForwarder("fd00::1")))
+    dns = DNS(
+        forwarders=(
+            DNSForwarder(domain="lan", addr="192.168.1.1"),
+            DNSForwarder("fd00::1"),
+            DNSForwarder("192.0.2.1", port=5353),
+        )
+    )
     lines = conf(nat(dns=dns))
-    assert lines[1:4] == ["server=/lan/192.168.1.1", "server=fd00::1", "no-resolv"]
+    assert lines[1:5] == [
+        "server=/lan/192.168.1.1",
+        "server=fd00::1",
+        "server=192.0.2.1#5353",
+        "no-resolv",
+    ]
 
 
 def test_isolated_has_no_default_route() -> None:
@@ -264,7 +275,7 @@ def test_dnsmasq_accepts_a_rich_config(tmp_path: Path) -> None:
         mtu=1400,
         dns=DNS(
             forward_plain_names=False,
-            forwarders=(DNSForwarder("192.0.2.53"), DNSForwarder(domain="corp")),
+            forwarders=(DNSForwarder("192.0.2.53", port=5353), DNSForwarder(domain="corp")),
             txts=(DNSTxt("t", "some text"),),
             srvs=(DNSSrv("ldap", "tcp", target="ldap", port=389, priority=1, weight=2),),
         ),

@@ -270,6 +270,13 @@ BAD: list[tuple[str, Network, str, bool]] = [
         False,
     ),
     ("fwd-empty", nat(dns=DNS(forwarders=(DNSForwarder(),))), "needs addr", False),
+    ("fwd-port", nat(dns=DNS(forwarders=(DNSForwarder("1.1.1.1", port=0),))), "1..65535", False),
+    (
+        "fwd-port-noaddr",
+        nat(dns=DNS(forwarders=(DNSForwarder(domain="a", port=53),))),
+        "needs addr",
+        False,
+    ),
     ("srv-proto", nat(dns=DNS(srvs=(DNSSrv("ldap", "sctp"),))), "not tcp or udp", False),
     ("srv-long", nat(dns=DNS(srvs=(DNSSrv("x" * 64, "tcp"),))), "longer than 63", False),
     ("dns-host-empty", nat(dns=DNS(hosts=(DNSHost("192.168.122.5"),))), "at least one", False),

@@ -212,6 +212,8 @@ def render_conf(net: Network, paths: DnsmasqPaths) -> str | None:
                 value += f"/{_safe(fwd.domain, 'dns forwarder domain')}/"
             if fwd.addr:
                 value += _addr(fwd.addr)
+                if fwd.port:
+                    value += f"#{fwd.port}"  # dnsmasq's ADDR#PORT (libvirt >= 9.x forwarders)
                 if not fwd.domain:
                     no_resolv = True
             else:

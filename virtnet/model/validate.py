@@ -760,6 +760,11 @@ def _check_dns_records(p: _Problems, dns: DNS) -> None:
             _ip(p, el, fwd.addr, "addr")
         if fwd.domain is not None:
             _dns_name(p, el, fwd.domain, "domain")
+        if fwd.port is not None:
+            if not 1 <= fwd.port <= 65535:
+                p.add(el, f"port {fwd.port} is outside 1..65535", "give a port in 1..65535")
+            if fwd.addr is None:
+                p.add(el, "port= needs addr=", "give the upstream server's addr= with its port")
     for host in dns.hosts:
         el = f"dns/host[ip='{host.ip}']"
         _ip(p, el, host.ip, "ip")
