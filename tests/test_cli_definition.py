@@ -164,3 +164,13 @@ def test_installed_command_over_examples_and_corpus(tmp_path: Path) -> None:
             timeout=30,
         )
         assert r.returncode == 0 and r.stdout and "Traceback" not in r.stderr, (argv, r.stderr)
+
+
+def test_standard_input() -> None:
+    yaml_text = (ROOT / "examples" / "route.yaml").read_text()
+    res = CliRunner().invoke(cli, ["convert", "-", "--to", "xml"], input=yaml_text)
+    assert res.exit_code == 0 and res.stdout.startswith("<network>")
+    res = CliRunner().invoke(cli, ["validate", "-"], input=res.stdout)
+    assert res.exit_code == 0 and res.stdout.startswith("-: ok: network 'routed' (route")
+    res = CliRunner().invoke(cli, ["validate", "-"], input="name: [")
+    assert res.exit_code == 2 and "not valid YAML" in res.stderr

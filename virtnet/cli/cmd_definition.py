@@ -21,11 +21,21 @@ from virtnet.dnsmasq.config import (
     render_conf,
     render_hostsfile,
 )
-from virtnet.errors import VirtnetError
-from virtnet.loader import FORMATS, dump, load_file
+from virtnet.errors import HostileInput, VirtnetError
+from virtnet.loader import FORMATS, MAX_FILE_BYTES, dump, load_file, load_text
 from virtnet.model.defaults import fill_defaults
 from virtnet.model.network import Network
 from virtnet.model.validate import DefinitionProblems, validate
+
+
+def load(path: str) -> Network:
+    """A definition from a file, or from standard input when the path is "-"."""
+    if path != "-":
+        return load_file(path)
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise HostileInput(f"standard input is larger than {MAX_FILE_BYTES} bytes")
+    return load_text(data)
 
 
 def summary(net: Network) -> str:
@@ -61,12 +71,16 @@ def register(cli: click.Group) -> None:
     @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
     @click.pass_context
     def validate_cmd(ctx: click.Context, files: tuple[str, ...]) -> None:
-        """Check definition files (libvirt XML or YAML); exit non-zero if any has problems."""
+        """Check definition files (libvirt XML or YAML; - reads standard input).
+
+        Each file gets a line: ok and what the network is, or every problem with its fix.
+        The exit status is non-zero when any file has problems.
+        """
         results: list[dict[str, Any]] = []
         status = 0
         for path in files:
             try:
-                net = load_file(path)
+                net = load(path)
                 validate(net)
             except VirtnetError as exc:
                 status = max(status, exc.exit_status)
@@ -87,12 +101,10 @@ def register(cli: click.Group) -> None:
 
     @cli.command("convert")
     @click.argument("file", type=click.Path(dir_okay=False))
-    @click.option(
-        "--to", "fmt", type=click.Choice(FORMATS), required=True, help="Format to write."
-    )
+    @click.option("--to", "fmt", type=click.Choice(FORMATS), required=True, help="Format to write.")
     def convert_cmd(file: str, fmt: str) -> None:
-        """Print a definition in libvirt XML or YAML (the input format is detected)."""
-        click.echo(dump(load_file(file), fmt), nl=False)
+        """Print a definition in libvirt XML or YAML (the input format is detected; - is stdin)."""
+        click.echo(dump(load(file), fmt), nl=False)
 
     @cli.command("render")
     @click.argument("file", type=click.Path(dir_okay=False))
@@ -106,7 +118,7 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def render_cmd(ctx: click.Context, file: str, what: str) -> None:
         """Print the dnsmasq file virtnet would write for a definition (nothing is started)."""
-        net = load_file(file)
+        net = load(file)
         validate(net)
         if not needs_dnsmasq(net):
             click.echo(
