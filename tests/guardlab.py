@@ -27,14 +27,27 @@ class GuardProc:
                 "guard", "--interval", str(interval)]
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
-        lab.pids.append(self.proc.pid)  # killed by PID in lab.close() if still running
         self.log: list[dict[str, Any]] = []
         self._sel = selectors.DefaultSelector()
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
         self._sel.register(self.proc.stdout, selectors.EVENT_READ)
         self._buf = ""
-        self.wait_for(lambda e: e["event"] == "start", timeout=15)
+        try:
+            self.wait_for(lambda e: e["event"] == "start", timeout=15)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Kill the guard if it still runs (Popen never signals a PID it has reaped)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f is not None:
+                f.close()
+        self._sel.close()
 
     def _pump(self, timeout: float) -> None:
         assert self.proc.stdout is not None

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,6 +20,7 @@ from virtnet import firewall
 
 pytestmark = pytest.mark.host
 PORT = 7411
+StartGuard = Callable[..., GuardProc]
 
 
 @pytest.fixture
@@ -30,6 +31,20 @@ def lab(unique_name: str) -> Iterator[Lab]:
         yield lab.build()
     finally:
         lab.close()
+
+
+@pytest.fixture
+def start_guard(lab: Lab) -> Iterator[StartGuard]:
+    """Start guards on LAB; each is killed (by its Popen, never a reaped PID) afterwards."""
+    procs: list[GuardProc] = []
+
+    def start(**kwargs: float) -> GuardProc:
+        procs.append(GuardProc(lab, **kwargs))
+        return procs[-1]
+
+    yield start
+    for g in procs:
+        g.close()
 
 
 def _start(lab: Lab, third: int) -> tuple[str, str]:
@@ -43,12 +58,12 @@ def _in_sync(lab: Lab) -> bool:
     return firewall.drift(lab.host, nets) == []
 
 
-def test_flushed_ruleset_and_deleted_rule_are_restored(lab: Lab) -> None:
+def test_flushed_ruleset_and_deleted_rule_are_restored(lab: Lab, start_guard: StartGuard) -> None:
     name, _ = _start(lab, 41)
     vm = lab.vm(name)
     lab.listen(lab.outside, PORT)
     assert lab.tcp(vm.ns, OUTSIDE, PORT)
-    guard = GuardProc(lab)
+    guard = start_guard()
 
     mark = len(guard.log)
     sh(lab.host, "nft", "flush", "ruleset")
@@ -69,11 +84,13 @@ def test_flushed_ruleset_and_deleted_rule_are_restored(lab: Lab) -> None:
     assert guard.log[-1]["event"] == "stop"
 
 
-def test_deleted_bridge_comes_back_with_its_dnsmasq_and_port(lab: Lab) -> None:
+def test_deleted_bridge_comes_back_with_its_dnsmasq_and_port(
+    lab: Lab, start_guard: StartGuard
+) -> None:
     name, bridge = _start(lab, 42)
     vm = lab.vm(name)
     old = lab.dnsmasq_pids()
-    guard = GuardProc(lab)
+    guard = start_guard()
     mark = len(guard.log)
     sh(lab.host, "ip", "link", "del", bridge)
     entry = guard.wait_for(
@@ -90,9 +107,9 @@ def test_deleted_bridge_comes_back_with_its_dnsmasq_and_port(lab: Lab) -> None:
     guard.terminate()
 
 
-def test_killed_dnsmasq_is_restarted(lab: Lab) -> None:
+def test_killed_dnsmasq_is_restarted(lab: Lab, start_guard: StartGuard) -> None:
     name, _ = _start(lab, 43)
-    guard = GuardProc(lab)
+    guard = start_guard()
     (pid,) = lab.dnsmasq_pids()
     mark = len(guard.log)
     os.kill(pid, signal.SIGKILL)
@@ -113,10 +130,10 @@ def test_killed_dnsmasq_is_restarted(lab: Lab) -> None:
     assert guard.proc.returncode == 0
 
 
-def test_stopped_network_is_not_brought_back(lab: Lab) -> None:
+def test_stopped_network_is_not_brought_back(lab: Lab, start_guard: StartGuard) -> None:
     name, bridge = _start(lab, 44)
     lab.engine.start(nat_network("keep", f"{lab.mark}k", 45))
-    guard = GuardProc(lab)
+    guard = start_guard()
     mark = len(guard.log)
     lab.engine.stop(name)  # the user's explicit stop
     guard.settle(0.6)
@@ -168,10 +185,10 @@ def test_guard_refuses_a_missing_namespace(lab: Lab) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_repair_latency_is_event_driven(lab: Lab) -> None:
+def test_repair_latency_is_event_driven(lab: Lab, start_guard: StartGuard) -> None:
     """With a 30 s safety-net interval, repairs still land within a fraction of a second."""
     _start(lab, 48)
-    guard = GuardProc(lab, interval=30)
+    guard = start_guard(interval=30)
     mark = len(guard.log)
     t0 = time.monotonic()
     sh(lab.host, "nft", "flush", "ruleset")
@@ -181,9 +198,11 @@ def test_repair_latency_is_event_driven(lab: Lab) -> None:
     guard.terminate()
 
 
-def test_foreign_drop_appearing_is_reported_once_and_left_alone(lab: Lab) -> None:
+def test_foreign_drop_appearing_is_reported_once_and_left_alone(
+    lab: Lab, start_guard: StartGuard
+) -> None:
     _, bridge = _start(lab, 49)
-    guard = GuardProc(lab)
+    guard = start_guard()
     mark = len(guard.log)
     sh(lab.host, "nft", "add table ip filter; add chain ip filter FORWARD "
        "{ type filter hook forward priority 0; policy drop; }")
