@@ -174,10 +174,8 @@ def _netmask(prefix: int) -> str:
 
 
 def needs_dnsmasq(net: Network) -> bool:
-    """libvirt's networkStartDhcpDaemon: an <ip> and DNS on, or DHCP/TFTP to serve."""
-    if not net.mode.has_own_bridge or not net.ips:
-        return False
-    return net.needs_dnsmasq or any(ip.tftp_root for ip in net.ips)
+    """libvirt's networkStartDhcpDaemon (the rule lives on the model, Network.needs_dnsmasq)."""
+    return net.needs_dnsmasq
 
 
 @_definition_errors

@@ -318,8 +318,10 @@ class Network:
 
     @property
     def needs_dnsmasq(self) -> bool:
-        """libvirt runs dnsmasq for bridge-owning modes with an IP, or DNS not disabled."""
-        if not self.mode.has_own_bridge:
+        """libvirt's networkStartDhcpDaemon: a bridge-owning mode with an <ip>, and DNS on or
+        DHCP or TFTP to serve."""
+        if not self.mode.has_own_bridge or not self.ips:
             return False
         has_dhcp = any(ip.dhcp and (ip.dhcp.ranges or ip.dhcp.hosts) for ip in self.ips)
-        return bool(self.ips) and (self.dns_enabled or has_dhcp)
+        has_tftp = any(ip.tftp_root for ip in self.ips)
+        return self.dns_enabled or has_dhcp or has_tftp
