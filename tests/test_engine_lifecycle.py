@@ -176,6 +176,12 @@ def test_kill_during_start_then_start_converges(lab: Lab, step: str) -> None:
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not lab.engine.is_active("crash")
+    # the record of the interrupted start names the bridge it may have left, even one the
+    # kill caught before it got its alias (steps sysctl, address)
+    assert lab.engine.interrupted_bridge("crash") == (None if step == "intent"
+                                                      else f"{lab.mark}b")
+    if step in ("sysctl", "address"):
+        assert "alias" not in sh(lab.host, "ip", "-d", "link", "show", f"{lab.mark}b")
 
     lab.engine.start(net)  # converges
     assert lab.engine.active() == ["crash", "keep"]

@@ -121,6 +121,16 @@ class Engine:
             if r.get("state") == rec_mod.ACTIVE
         )
 
+    def interrupted_bridge(self, name: str) -> str | None:
+        """The bridge an interrupted start or stop of NAME may have left (without its alias
+        when the kill came between creating it and naming it). The next start, stop or
+        reconcile removes it; a pre-check should not take it for someone else's device."""
+        rec = self._record(name)
+        if rec is None or rec.get("state") == rec_mod.ACTIVE or rec.get("host_bridge"):
+            return None
+        bridge = rec.get("bridge")
+        return bridge if isinstance(bridge, str) and bridge else None
+
     def definition(self, name: str) -> Network:
         """The definition an active network runs with."""
         return rec_mod.network_from_json(self._active_record(name)["definition"])
