@@ -234,3 +234,27 @@ def test_bridged_network_on_a_host_bridge(lab: Lab) -> None:
     sh(lab.host, "ip", "link", "set", "uplink", "master", br)  # a wired uplink: fine
     lab.engine.start(replace(net))
     assert "bridged-no-uplink" not in codes(diagnose(lab, "lan"))
+
+
+def test_bridge_name_taken_and_subnet_in_use(lab: Lab) -> None:
+    net = nat_network("cl", f"{lab.mark}c", 61)
+    lab.engine.store.put_definition("cl", net.uuid or "", format_network(net), persistent=True)
+    sh(lab.host, "ip", "link", "add", f"{lab.mark}c", "type", "bridge")  # not ours
+    sh(lab.host, "ip", "link", "add", f"{lab.mark}x", "type", "bridge")
+    sh(lab.host, "ip", "addr", "add", "10.77.61.200/25", "dev", f"{lab.mark}x")
+    findings = diagnose(lab, "cl")
+    taken = only(findings, "bridge-taken")
+    assert f"interface {lab.mark}c already exists" in taken.what
+    clash = only(findings, "subnet-in-use")
+    assert (f"subnet 10.77.61.0/24 of network 'cl' overlaps 10.77.61.200/25 on interface "
+            f"{lab.mark}x") == clash.what
+    assert "already in use by interface" in clash.why
+    # both are real: the start is refused for the name
+    with pytest.raises(Exception, match="already exists"):
+        lab.engine.start(net)
+    sh(lab.host, "ip", "link", "del", f"{lab.mark}c")
+    lab.engine.start(net)  # virtnet does not refuse the overlap; doctor still reports it
+    findings = diagnose(lab, "cl")
+    assert codes(findings) == {"subnet-in-use"}
+    sh(lab.host, "ip", "link", "del", f"{lab.mark}x")
+    assert codes(diagnose(lab, "cl")) == set()

@@ -15,6 +15,7 @@ Severities: ``error`` (VMs are broken now), ``warning`` (broken in some cases or
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Sequence
@@ -178,6 +179,49 @@ class Doctor:
                 return out
             if bridged.is_host_bridge(net):
                 out += self._bridged(net, links)
+            else:
+                out += self._clashes(net, links, running=False)
+        return out
+
+    def _clashes(self, net: Network, links: _Links, *, running: bool) -> list[Finding]:
+        """Another interface with the network's bridge name or an address in its subnets:
+        libvirt refuses to start such a network ("network is already in use by interface")
+        and, when it runs anyway, replies to VMs leave through the other interface."""
+        out = []
+        br = net.bridge_name
+        link = links.get(br) if br else None
+        if link is not None and not running and not (link.get("ifalias") or "").startswith(
+                "virtnet:"):
+            out.append(Finding(
+                ERROR, "bridge-taken", net.name,
+                f"interface {br} already exists in {_ns_text(self.netns)}",
+                f"network '{net.name}' creates its own bridge {br}: it cannot start while "
+                "another interface has that name",
+                f"give the network another <bridge name=...> (virtnet {self.g}net-edit "
+                f"{net.name}) or remove that interface",
+            ))
+        for ip in net.ips:
+            if not ip.address:
+                continue
+            subnet = ip.network
+            for ifname, cidr in links.all_addresses():
+                if ifname == br:
+                    continue
+                other = ipaddress.ip_interface(cidr)
+                if other.version != subnet.version or other.ip.is_link_local:
+                    continue
+                if other.network.overlaps(subnet):
+                    out.append(Finding(
+                        ERROR, "subnet-in-use", net.name,
+                        f"subnet {subnet} of network '{net.name}' overlaps {cidr} on "
+                        f"interface {ifname}",
+                        "two interfaces with overlapping subnets make the host route VM "
+                        "traffic out of the wrong one" + ("" if running else
+                        "; libvirt refuses to start it (\"network is already in use by "
+                        "interface\")"),
+                        f"give network '{net.name}' a subnet nothing else here uses "
+                        f"(virtnet {self.g}net-edit {net.name}), or move {ifname} elsewhere",
+                    ))
         return out
 
     # -- running --------------------------------------------------------------------------
@@ -204,6 +248,7 @@ class Doctor:
                     f"virtnet {self.g}reconcile {net.name}",
                 ))
             out += self._stp(net.name, br, link, ours=True)
+        out += self._clashes(net, links, running=True)
         dm = rec.get("dnsmasq")
         if dm:
             out += self._dnsmasq(net, br, dm)
@@ -475,6 +520,12 @@ class _Links:
                 for e in json.loads(proc.stdout or "[]")
             }
         return self._addrs.get(name, [])
+
+    def all_addresses(self) -> list[tuple[str, str]]:
+        """(interface, CIDR) for every address in the namespace."""
+        self.addresses("")
+        assert self._addrs is not None
+        return [(name, a) for name, addrs in self._addrs.items() for a in addrs]
 
 
 @dataclass(frozen=True)
