@@ -215,3 +215,22 @@ def test_foreign_drop_appearing_is_reported_once_and_left_alone(
     assert not guard.repairs(mark)
     assert "policy drop" in sh(lab.host, "nft", "list", "table", "ip", "filter")
     guard.terminate()
+
+
+def test_something_breaking_the_table_in_a_loop_is_named(
+    lab: Lab, start_guard: StartGuard
+) -> None:
+    from virtnet.guard import FIGHT_REPAIRS
+
+    _start(lab, 50)
+    guard = start_guard()
+    mark = len(guard.log)
+    for _ in range(FIGHT_REPAIRS):
+        start = len(guard.log)
+        sh(lab.host, "nft", "flush", "ruleset")
+        guard.wait_for(lambda e: e["event"] == "repair", start=start)
+    warning = guard.wait_for(lambda e: e["event"] == "warning", start=mark)
+    assert f"repaired {FIGHT_REPAIRS} times" in warning["message"]
+    assert "keeps breaking it" in warning["message"] and "by nft (pid" in warning["message"]
+    assert _in_sync(lab)  # still repaired every time
+    guard.terminate()

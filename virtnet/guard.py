@@ -45,6 +45,7 @@ DEBOUNCE = 0.05  # seconds of quiet after the last event before repairing
 MAX_DELAY = 0.5  # repair at the latest this long after the first event, even if events go on
 DEFAULT_INTERVAL = 30.0  # the periodic full reconcile
 TABLE_KEY = ""  # pending key for "the shared table" (no single network)
+FIGHT_REPAIRS, FIGHT_WINDOW = 10, 30.0  # this many repairs of one thing in this many seconds
 
 Log = Callable[[dict[str, Any]], None]
 
@@ -130,6 +131,8 @@ class Guard:
         self._pending = _Pending()
         self._foreign_changed = False
         self._last_error: str | None = None
+        self._repaired: dict[str, list[float]] = {}  # network -> times of recent repairs
+        self._fight_warned: dict[str, float] = {}
         self.repairs_made = 0
 
     # -- public -------------------------------------------------------------------------
@@ -357,10 +360,25 @@ class Guard:
             self.repairs_made += len(items)
             self._emit("repair", network=None if net == "nftables" else net, repairs=items,
                        cause=causes or ["unknown"], seconds=seconds)
+            self._fighting(net, causes)
         if self._foreign_changed:
             self._foreign_changed = False
             for warning in self._foreign_warnings():
                 self._emit("warning", message=warning)
+
+    def _fighting(self, net: str, causes: list[str]) -> None:
+        """Say so when something keeps breaking the same thing: the guard still repairs it
+        each time, but the cause should be found (a firewall script in a loop, a second
+        manager of the same namespace)."""
+        now = time.monotonic()
+        times = [t for t in self._repaired.get(net, []) if now - t < FIGHT_WINDOW] + [now]
+        self._repaired[net] = times
+        if len(times) >= FIGHT_REPAIRS and now - self._fight_warned.get(net, -1e9) > 60:
+            self._fight_warned[net] = now
+            self._emit("warning", network=None if net == "nftables" else net,
+                       message=f"repaired {len(times)} times in {FIGHT_WINDOW:g} s: something "
+                       f"keeps breaking it (last: {'; '.join(causes) or 'unknown'}); find and "
+                       "stop it, 'virtnet doctor' may name it")
 
     def _foreign_warnings(self) -> list[str]:
         """New findings of other tables dropping our traffic (each reported once)."""
