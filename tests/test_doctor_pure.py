@@ -93,3 +93,14 @@ def test_bridged_over_wifi_and_bad_bond_modes() -> None:
     assert bridged_findings(_lan(), good) == []
     missing = bridged_findings(_lan("br9"), good)
     assert [x.code for x in missing] == ["bridged-bridge-missing"]
+
+
+def test_text_report_ends_with_counts() -> None:
+    from virtnet.cli.cmd_ops import _doctor_text
+
+    def f(sev: str) -> Finding:
+        return Finding(sev, "x", None, "w", "y", "z")
+
+    assert _doctor_text([]) == "no problems found\n"
+    text = _doctor_text([f("error"), f("warning"), f("warning")])
+    assert text.endswith("\n1 error, 2 warnings\n") and text.startswith("error x: w\n")

@@ -11,7 +11,7 @@ import click
 
 from virtnet.cli import output
 from virtnet.cli.context import settings
-from virtnet.doctor import Doctor, exit_status
+from virtnet.doctor import Doctor, Finding, exit_status
 from virtnet.guard import DEFAULT_INTERVAL, Guard
 
 
@@ -32,6 +32,15 @@ def _line(entry: dict[str, Any]) -> str:
     else:
         text = f"{ev}{net}: {entry.get('message', '')}"
     return f"{stamp} {text}"
+
+
+def _doctor_text(findings: list[Finding]) -> str:
+    if not findings:
+        return "no problems found\n"
+    counts = {sev: sum(f.severity == sev for f in findings) for sev in ("error", "warning",
+                                                                         "info")}
+    total = ", ".join(f"{n} {sev}{'s' if n != 1 else ''}" for sev, n in counts.items() if n)
+    return "".join(f"{f}\n" for f in findings) + total + "\n"
 
 
 def register(cli: click.Group) -> None:
@@ -95,6 +104,5 @@ def register(cli: click.Group) -> None:
             findings = doc.diagnose(list(names))
         data = {"healthy": exit_status(findings) == 0,
                 "findings": [f.as_dict() for f in findings]}
-        output.emit(ctx, data, lambda: "".join(f"{f}\n" for f in findings)
-                    or "no problems found\n")
+        output.emit(ctx, data, lambda: _doctor_text(findings))
         ctx.exit(exit_status(findings))
