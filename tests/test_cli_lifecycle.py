@@ -380,3 +380,47 @@ def test_verbose_shows_the_operations(host: CliHost) -> None:
     err = host.run("-v", "net-destroy", "netv").stderr
     assert f"+   - bridge {br}" in err and "+   - dnsmasq pid" in err
     assert host.run("net-start", "netv").stderr == ""  # quiet without -v
+
+
+def test_lost_or_unreadable_runtime_status_is_rebuilt(host: CliHost) -> None:
+    import sqlite3
+
+    br = host.mark + "l"
+    host.run("net-define", str(host.write("l.xml", net_xml("netl", br, 74))))
+    host.run("net-start", "netl")
+    client = host.new_ns("c")
+    host.run("port-add", "netl", "--peer-netns", client, "--name", host.mark + "p")
+    pid = dnsmasq_pids(host.state)
+
+    def damage(sql: str) -> None:
+        con = sqlite3.connect(host.state / "virtnet.db")
+        con.execute(sql)
+        con.commit()
+        con.close()
+
+    # Lost: the network still runs, virtnet forgot it. net-start finds it by its marks.
+    damage("DELETE FROM runtime")
+    assert host.json("net-info", "netl")["state"] == "inactive"  # type: ignore[index]
+    out = host.run("net-start", "netl").output
+    assert f"runtime status rebuilt from the host (bridge {br}, dnsmasq pid {pid[0]})" in out
+    assert host.json("net-info", "netl")["state"] == "active"  # type: ignore[index]
+    assert dnsmasq_pids(host.state) == pid  # the same dnsmasq, no second one
+    assert host.mark + "p" in host.links()  # the VM's port is still there
+
+    # Unreadable: every command still works; net-start drops it and rebuilds.
+    damage("UPDATE runtime SET record = 'not json'")
+    assert host.json("net-info", "netl")["state"] == "inactive"  # type: ignore[index]
+    out = host.run("net-start", "netl").output
+    assert "unreadable runtime status was dropped" in out and "rebuilt" in out
+    host.run("net-destroy", "netl")
+    assert dnsmasq_pids(host.state) == [] and br not in host.links()
+
+    # Lost, and the bridge gone too: the orphan dnsmasq is stopped, the network started anew.
+    host.run("net-start", "netl")
+    old = dnsmasq_pids(host.state)
+    damage("DELETE FROM runtime")
+    netns.run(host.ns, ["ip", "link", "del", br])
+    out = host.run("net-start", "netl").output
+    assert f"stopped dnsmasq (pid {old[0]}) left running without its network" in out
+    new = dnsmasq_pids(host.state)
+    assert len(new) == 1 and new != old and br in host.links()

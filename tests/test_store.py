@@ -68,8 +68,15 @@ def test_unreadable_runtime_record_is_reported(tmp_path: Path) -> None:
     con.execute("UPDATE runtime SET record = 'garbage'")
     con.commit()
     con.close()
-    with Store(tmp_path) as st, pytest.raises(StoreError, match="reconcile"):
-        st.get_runtime("", "n")
+    with Store(tmp_path) as st:
+        # Treated as lost (None), and told apart from a missing one with its fix.
+        assert st.get_runtime("", "n") is None
+        err = st.runtime_unreadable("", "n")
+        assert err is not None and "net-start n' drops it and rebuilds" in str(err)
+        assert st.runtime_unreadable("", "other") is None
+        # Listing leaves the damaged row out instead of failing every command.
+        st.put_runtime("", "ok", {"b": 2})
+        assert st.list_runtime("") == {"ok": {"b": 2}}
 
 
 def test_transaction_rolls_back_every_write(tmp_path: Path) -> None:

@@ -238,6 +238,8 @@ class Declarative:
         say = log or self.svc.log
         netns = self.svc.netns
         with self.store.host_lock(netns):
+            for _, raw in sources:  # running networks whose runtime status was lost
+                self.svc.recover(raw.name)
             plan = self.plan(sources, prune=prune, against_host=False)
             self._check_devices(plan)
             touched = [a.name for a in plan.actions]

@@ -21,6 +21,7 @@ from typing import Any
 from virtnet import netupdate
 from virtnet.engine import Engine, Port, StartReport
 from virtnet.errors import Conflict, NotFound, NotSupported, VirtnetError
+from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import netns as netns_mod
 from virtnet.host import record as rec_mod
 from virtnet.host.leases import DhcpLease
@@ -28,6 +29,7 @@ from virtnet.libvirtxml import format_network, parse_network
 from virtnet.model.defaults import fill_defaults
 from virtnet.model.network import Bridge, Network
 from virtnet.model.validate import validate
+from virtnet.plan import ALIAS_PREFIX, plan_network
 from virtnet.store import Store, StoredDefinition
 
 Log = Callable[[str], None]
@@ -273,13 +275,19 @@ class Service:
         """FORCE: start a bridged network even if its host bridge fails the bonding rules."""
         name = self.resolve(name)
         with self.store.host_lock(self.netns):
+            notes = self.recover(name)
+            if self.engine.is_active(name) and any("rebuilt" in n for n in notes):
+                # It was running all along; its status is back, nothing to start.
+                info = self.engine.definition(name)
+                return StartReport(name, info.bridge_name or "", False, tuple(notes))
             if self.engine.is_active(name):
                 raise Conflict(f"network '{name}' is already active",
                                hint=f"'virtnet net-destroy {name}' stops it")
             net = self.config(name)
             # Networks defined in other namespaces' runs may clash with this host's devices.
             validate(net, others=[self.engine.definition(n) for n in self.engine.active()])
-            return self._start(net, force=force)
+            report = self._start(net, force=force)
+            return replace(report, messages=(*notes, *report.messages)) if notes else report
 
     def _start(self, net: Network, *, force: bool = False) -> StartReport:
         self.log(f"starting network {net.name}: bridge {net.bridge_name}, mode {net.mode.value}"
@@ -311,6 +319,73 @@ class Service:
             if stored is not None and not stored.persistent:
                 self.store.delete_definition(name)
                 self.log(f"transient network {name} forgotten")
+
+    def recover(self, name: str) -> list[str]:
+        """Rebuild NAME's runtime status when it was lost or is unreadable while the network's
+        pieces are still on the host, from virtnet's own marks: the bridge's alias
+        ``virtnet:NAME`` and a dnsmasq running with NAME's config file. Missing pieces are then
+        repaired by ``engine.reconcile``. A dnsmasq left running without its bridge is
+        stopped (it would keep the network's address busy). Returns what was done."""
+        notes: list[str] = []
+        if self.store.runtime_unreadable(self.netns, name) is not None:
+            self.store.delete_runtime(self.netns, name)
+            notes.append(f"network {name}: its unreadable runtime status was dropped")
+        elif self.store.get_runtime(self.netns, name) is not None:
+            return notes
+        stored = self.store.get_definition(name)
+        if stored is None:
+            return notes
+        net = parse_network(stored.xml)
+        if not net.mode.has_own_bridge or not net.bridge_name:
+            return notes
+        try:
+            plan = plan_network(net, self.state_dir)
+            link = self.engine.nl.get(net.bridge_name)
+        except VirtnetError:
+            return notes
+        dm = plan.dnsmasq
+        pids: list[int] = []
+        if dm is not None:
+            # Its pid file may be gone with the record: look for the config file too.
+            first = dnsmasq_proc.read_pid(dm.pidfile)
+            pids = sorted(({first} if first else set()) | set(dnsmasq_proc.find(dm.conf)))
+            pids = [p for p in pids if dnsmasq_proc.is_ours(p, dm.conf)]
+        if link is None or link.alias != ALIAS_PREFIX + name:
+            for orphan in pids:
+                assert dm is not None
+                dnsmasq_proc.stop(orphan, dm.conf)
+                notes.append(f"network {name}: stopped dnsmasq (pid {orphan}) left running "
+                             "without its network")
+            for n in notes:
+                self.log(n)
+            return notes
+        pid = pids[0] if pids else None
+        for extra in pids[1:]:
+            assert dm is not None
+            dnsmasq_proc.stop(extra, dm.conf)
+        # The same record the engine writes when it starts a network (virtnet.host.record).
+        rec: dict[str, Any] = {
+            "state": rec_mod.ACTIVE,
+            "definition": rec_mod.network_to_json(net),
+            "bridge": link.name,
+            "firewall": plan.firewall,
+            "dnsmasq": None if dm is None else {
+                "conf": str(dm.conf), "pidfile": str(dm.pidfile), "pid": pid,
+                "leasefile": str(dm.leasefile),
+                "files": [str(p) for p, _ in dm.files]
+                + [str(dm.pidfile), str(dm.leasefile), str(dm.logfile)],
+            },
+            "ports": True,  # unknown: stop then looks for ports on the bridge
+            "started": time.time(),
+            "rebuilt": True,
+        }
+        self.store.put_runtime(self.netns, name, rec)
+        notes.append(f"network {name}: runtime status rebuilt from the host (bridge "
+                     f"{link.name}" + (f", dnsmasq pid {pid}" if pid else "") + ")")
+        notes += [f"network {r}" for r in self.engine.reconcile([name])]
+        for n in notes:
+            self.log(n)
+        return notes
 
     def set_autostart(self, name: str, enabled: bool) -> None:
         name = self.resolve(name)

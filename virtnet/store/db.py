@@ -11,6 +11,7 @@ replaced or re-created behind the user's back (it holds the only copy of the def
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -227,11 +228,33 @@ class Store:
             )
 
     def get_runtime(self, netns: str | None, name: str) -> dict[str, Any] | None:
+        """NAME's runtime record in NETNS; None when there is none or it is unreadable (an
+        unreadable record is treated as lost: ``Service.recover`` rebuilds it from what
+        virtnet marked on the host; ``runtime_unreadable`` tells the two apart)."""
         with self._guard():
             row = self._conn.execute(
                 "SELECT record FROM runtime WHERE netns = ? AND name = ?", (netns or "", name)
             ).fetchone()
-        return self._record(row[0], netns, name) if row else None
+        if row is None:
+            return None
+        try:
+            return self._record(row[0], netns, name)
+        except StoreError:
+            return None
+
+    def runtime_unreadable(self, netns: str | None, name: str) -> StoreError | None:
+        """The error describing NAME's runtime record if it exists but cannot be read."""
+        with self._guard():
+            row = self._conn.execute(
+                "SELECT record FROM runtime WHERE netns = ? AND name = ?", (netns or "", name)
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            self._record(row[0], netns, name)
+        except StoreError as exc:
+            return exc
+        return None
 
     def delete_runtime(self, netns: str | None, name: str) -> bool:
         with self.transaction(), self._guard():
@@ -241,11 +264,17 @@ class Store:
             return cur.rowcount > 0
 
     def list_runtime(self, netns: str | None) -> dict[str, dict[str, Any]]:
+        """Every readable runtime record in NETNS. An unreadable one is left out (treated as
+        lost, see ``get_runtime``), so one damaged row does not stop every command."""
         with self._guard():
             rows = self._conn.execute(
                 "SELECT name, record FROM runtime WHERE netns = ? ORDER BY name", (netns or "",)
             ).fetchall()
-        return {name: self._record(text, netns, name) for name, text in rows}
+        out = {}
+        for name, text in rows:
+            with contextlib.suppress(StoreError):
+                out[name] = self._record(text, netns, name)
+        return out
 
     # -- internals -----------------------------------------------------------------------
 
@@ -260,9 +289,8 @@ class Store:
             raise StoreError(
                 f"runtime status of network {name!r} in namespace {ns or 'root'} in "
                 f"{self.path} is unreadable",
-                hint=f"forget it with: sqlite3 {self.path} \"DELETE FROM runtime WHERE "
-                f"netns='{ns}' AND name='{name}'\", then run 'virtnet {where}reconcile': "
-                "it removes what virtnet marked on the host, and net-start starts afresh",
+                hint=f"'virtnet {where}net-start {name}' drops it and rebuilds the status "
+                "from what virtnet marked on the host",
             )
         return value
 
