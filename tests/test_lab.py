@@ -46,7 +46,7 @@ def test_example_lab_files_load(path: Path) -> None:
     "data, words",
     [
         ({"networks": []}, "non-empty"),
-        ({"networks": [{"mode": "vepa"}]}, "not one of"),
+        ({"networks": [{"mode": "hostdev"}]}, "not one of"),
         ({"networks": [{"mode": "bridge"}, {"name": "b2", "mode": "bridge"}]}, "one LAN"),
         ({"networks": [{"mode": "nat", "subnet": "10.0.0.0/24"},
                        {"mode": "route", "subnet": "10.0.0.0/16"}]}, "overlap"),

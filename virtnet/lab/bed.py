@@ -6,6 +6,13 @@ Layout (every namespace name starts with the lab's mark, ``vl`` + 4 hex digits):
       |- MARK-host  eth0 203.0.113.1: the VM host; virtnet's networks run here (Engine)
       |               |- vnbrN bridges -- veth ports --> MARK-nNvI  (VM I of network N)
       |- MARK-out1  eth0 203.0.113.10, routes to every VM subnet via 203.0.113.1
+      |- MARK-host  eth1.. (macvtap pools): one more veth each, no address, macvlan VMs on
+                    them (and on eth0); the LAN's dnsmasq leases them addresses
+
+Bridged and macvtap VMs are LAN stations: the LAN namespace runs their DHCP server (dnsmasq on
+lan0, 203.0.113.100-150, router 203.0.113.254 that forwards nothing). With ``lan_hairpin``
+the LAN ports facing the host's macvtap interfaces reflect frames back (802.1Qbg reflective
+relay), which is what lets vepa VMs, and the host and its own macvtap VMs, reach each other.
 
 The state file ``STATE/labs/MARK.json`` is written before anything is created and lists
 every namespace, ``/etc/netns`` directory and process the lab may own, so ``down`` (or
@@ -32,7 +39,21 @@ from typing import Any
 
 from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
 from virtnet.host import netns as netns_mod
-from virtnet.lab.spec import HOST_LAN_V4, HOST_LAN_V6, LAN_BRIDGE, LAN_V4, LAN_V6, LabSpec
+from virtnet.lab.spec import (
+    HOST_LAN_V4,
+    HOST_LAN_V6,
+    HOST_UPLINK,
+    LAN_BRIDGE,
+    LAN_V4,
+    LAN_V6,
+    LabSpec,
+    extra_uplinks,
+    host_uplink,
+    is_host_bridge,
+    macvtap_interfaces,
+    on_lan,
+)
+from virtnet.lab.spec import LAN_DHCP as LAN_DHCP  # re-exported: callers read bed.LAN_DHCP
 from virtnet.model.network import ForwardMode, Network
 
 MARK_RE = re.compile(r"^vl[0-9a-f]{4}$")
@@ -44,7 +65,6 @@ REGISTRY = Path("/run/virtnet/labs")
 UDHCPC_SCRIPT = "/etc/udhcpc/default.script"
 # The LAN's router and DHCP server (bridged VMs' leases); it forwards nothing anywhere.
 LAN_GATEWAY_V4 = str(LAN_V4.network_address + 254)
-LAN_DHCP = (str(LAN_V4.network_address + 100), str(LAN_V4.network_address + 150))
 
 Progress = Callable[[str], None]
 _VM_SYSCTLS = {
@@ -83,6 +103,7 @@ class LabState:
     outside: list[dict[str, Any]] = field(default_factory=list)
     vms_per_network: int = 2
     outside_routes: bool = True
+    lan_hairpin: bool = False
     created: float = 0.0
     build_seconds: float = 0.0
 
@@ -184,7 +205,8 @@ def up(spec: LabSpec, state_dir: Path, *, progress: Progress = _quiet,
     t0 = time.monotonic()
     st = LabState(mark=mark, state_dir=str(state_dir), created=time.time(),
                   networks=[format_network(n) for n in spec.networks],
-                  vms_per_network=spec.vms_per_network, outside_routes=spec.outside_routes)
+                  vms_per_network=spec.vms_per_network, outside_routes=spec.outside_routes,
+                  lan_hairpin=spec.lan_hairpin)
     st.namespaces = [st.host_ns, st.lan_ns]
     st.namespaces += [f"{mark}-out{i}" for i in range(1, spec.outside_hosts + 1)]
     vms = [
@@ -254,7 +276,7 @@ def _sysctls(netns: str, values: dict[str, str]) -> None:
 def _all_subnets(spec: LabSpec, version: int) -> list[str]:
     out = []
     for net in spec.networks:
-        if net.mode is ForwardMode.BRIDGE or net.mode.is_direct:
+        if on_lan(net):
             continue
         out += [str(ip.network) for ip in net.ips if ip.network.version == version]
     return out
@@ -268,21 +290,39 @@ def _build_lan(st: LabState, spec: LabSpec) -> None:
     for i, ns in enumerate(outs, 1):
         lan += [f"link add o{i} type veth peer name eth0 netns {ns}",
                 f"link set o{i} master lan0", f"link set o{i} up"]
+    # The host's further LAN interfaces, named as the macvtap pools name them (LAN side hN).
+    extra = extra_uplinks(spec.networks)
+    for i, dev in enumerate(extra, 1):
+        lan += [f"link add h{i} type veth peer name {dev} netns {st.host_ns}",
+                f"link set h{i} master lan0", f"link set h{i} up"]
+    if spec.lan_hairpin:
+        # Hairpin only where macvtap devices sit: elsewhere it would reflect the host's (or a
+        # bridged VM's) own frames back to it.
+        ports = [f"h{i}" for i in range(1, len(extra) + 1)]
+        ports += ["up0"] if HOST_UPLINK in macvtap_interfaces(spec.networks) else []
+        lan += [f"link set {p} type bridge_slave hairpin on" for p in ports]
     _sysctls(st.lan_ns, {"net/ipv6/conf/default/accept_dad": "0",
                          "net/ipv6/conf/all/accept_dad": "0"})
     _batch(st.lan_ns, lan)
     # The host answers every rejected probe at once: no ICMP error rate limit in the lab.
-    _sysctls(st.host_ns, {"net/ipv4/icmp_ratelimit": "0", "net/ipv6/icmp/ratelimit": "0"})
+    host_sysctls = {"net/ipv4/icmp_ratelimit": "0", "net/ipv6/icmp/ratelimit": "0"}
+    if any(n.mode is ForwardMode.PASSTHROUGH for n in spec.networks):
+        # Passthrough gives a LAN interface the VM's MAC; with arp_ignore=0 the host would
+        # answer ARP for its own address there too, claiming it at the VM's MAC (ARP flux,
+        # docs/direct-modes.md). 1: answer only on the interface holding the address.
+        host_sysctls["net/ipv4/conf/all/arp_ignore"] = "1"
+    _sysctls(st.host_ns, host_sysctls)
     jobs: list[Callable[[], object]] = []
-    bridged = any(n.mode is ForwardMode.BRIDGE for n in spec.networks)
+    bridged = any(is_host_bridge(n) for n in spec.networks)
     # Bridged mode wants the host's LAN address on a bridge that enslaves the uplink.
-    up = LAN_BRIDGE if bridged else "eth0"
+    up = host_uplink(spec)
     host = [f"link add {LAN_BRIDGE} type bridge stp_state 0 forward_delay 0",
             f"link set eth0 master {LAN_BRIDGE}", f"link set {LAN_BRIDGE} up"] if bridged else []
     host += [f"addr add {HOST_LAN_V4}/{LAN_V4.prefixlen} dev {up}",
              f"addr add {HOST_LAN_V6}/{LAN_V6.prefixlen} dev {up} nodad", "link set eth0 up",
              f"route add default via {LAN_GATEWAY_V4}"]
-    if bridged:
+    host += [f"link set {dev} up" for dev in extra]
+    if any(on_lan(n) for n in spec.networks):
         _batch(st.lan_ns, [f"addr add {LAN_GATEWAY_V4}/{LAN_V4.prefixlen} dev lan0"])
         jobs.append(lambda: _lan_dhcp(st))
     jobs.append(lambda: _batch(st.host_ns, host))
@@ -301,7 +341,8 @@ def _build_lan(st: LabState, spec: LabSpec) -> None:
 
 
 def _lan_dhcp(st: LabState) -> None:
-    """The LAN's own DHCP server (a dnsmasq in the LAN namespace) for bridged VMs."""
+    """The LAN's own DHCP server (a dnsmasq in the LAN namespace) for bridged and macvtap
+    VMs."""
     st.engine_dir.mkdir(parents=True, exist_ok=True)
     pidfile = st.engine_dir / "lan-dhcp.pid"
     argv = ["ip", "netns", "exec", st.lan_ns, "dnsmasq", "--conf-file=/dev/null", "--port=0",
@@ -360,7 +401,7 @@ def _lease_one(vm: VmInfo, net: Network) -> None:
     (etc / "resolv.conf").write_text("# virtnet lab VM: udhcpc writes here\n")
     _batch(vm.netns, ["link set eth0 up"])
     vm.mac = vm.mac or _mac(vm.netns)
-    if net.ipv4 or net.mode is ForwardMode.BRIDGE:
+    if net.ipv4 or on_lan(net):
         argv = ["ip", "netns", "exec", vm.netns, "unshare", "--uts", "udhcpc", "-i", "eth0",
                 "-f", "-q", "-n", "-t", "6", "-T", "1", "-A", "1", "-s", UDHCPC_SCRIPT]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)

@@ -211,8 +211,8 @@ def _direct_pair(topo: Topology, s: _Side, d: _Side) -> Verdict | None:
             return Verdict(False, f"macvtap {_name(net)}: no device left for "
                            f"{side.ep.id} (passthrough: one VM per interface)")
         if other.ep.kind is Kind.HOST:
-            up = topo.uplink  # None (pure computation): the host's address is on DEV
-            if up is not None and dev != up:
+            up = topo.uplink
+            if not _host_blind(topo, dev) and up is not None and dev != up:
                 return Verdict(True, f"macvtap on {dev}, the host's address on {up}: "
                                "through the LAN")
             if topo.lan_hairpin:
@@ -224,9 +224,11 @@ def _direct_pair(topo: Topology, s: _Side, d: _Side) -> Verdict | None:
                 other.net.mode is ForwardMode.HOSTDEV or other.net.forward
                 and other.net.forward.pfs):
             return _macvtap_pair(topo, side, dev, other)
-        if other.bridge is not None:
+        if other.bridge is not None and _host_blind(topo, dev):
             return Verdict(False, f"macvtap on {dev}: traffic to the host's own bridges needs "
                            "the host, which cannot see its macvtap VMs")
+        # Otherwise (on another LAN interface, or a hairpin switch) the VM is a LAN station
+        # like any other: the host's forwarding rules decide, below.
     for side in (s, d):
         if side.net is not None and is_host_bridge(side.net):
             other = d if side is s else s
@@ -237,6 +239,12 @@ def _direct_pair(topo: Topology, s: _Side, d: _Side) -> Verdict | None:
                 return Verdict(True, f"bridge {side.net.name!r}: stations on the same host "
                                f"bridge {br}")
     return None
+
+
+def _host_blind(topo: Topology, dev: str) -> bool:
+    """Whether the host cannot see macvtap VMs on DEV: its address is on DEV (the uplink;
+    None in a pure computation: taken to be DEV) and the LAN switch does not hairpin."""
+    return (topo.uplink is None or dev == topo.uplink) and not topo.lan_hairpin
 
 
 def _macvtap_dev(topo: Topology, side: _Side) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from virtnet.direct import is_direct
 from virtnet.model.network import ForwardMode
 from virtnet.reach.expected import Matrix, PairKey, Verdict
 from virtnet.reach.topology import Kind
@@ -48,9 +49,12 @@ class Row:
     mode: ForwardMode
     cells: tuple[str, str, str, str]
     rules: tuple[str, str, str, str]  # the deciding rule of each cell (first probe's)
+    macvtap: bool = False  # VMs on macvtap devices (libvirt's direct modes)
 
     @property
     def label(self) -> str:
+        if self.macvtap:  # <forward mode='bridge'> without a bridge is macvtap, not bridged
+            return f"macvtap {self.mode.value}"
         return MODE_ROWS.get(self.mode, self.mode.value)
 
 
@@ -99,7 +103,8 @@ def rows(
             rules.append(matrix.pairs[keys[0]].rule if keys else "")
         if seed_style and net.mode is ForwardMode.OPEN:
             cells = [DEPENDS] * 4
-        out.append(Row(net.name, net.mode, tuple(cells), tuple(rules)))  # type: ignore[arg-type]
+        out.append(Row(net.name, net.mode, tuple(cells), tuple(rules),  # type: ignore[arg-type]
+                       macvtap=is_direct(net)))
     return out
 
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from virtnet.host.nsenter import entered
 from virtnet.lab.bed import LabState, addresses, host_address_on
-from virtnet.lab.spec import LAN_BRIDGE
-from virtnet.model.network import ForwardMode
+from virtnet.lab.spec import host_uplink, on_lan
 from virtnet.reach import hostfw, probe
 from virtnet.reach.expected import Matrix, PairKey, Verdict, expected
 from virtnet.reach.table import Row, rows
@@ -68,7 +67,6 @@ def lab_topology(st: LabState) -> Topology:
         fwd4 = _read("/proc/sys/net/ipv4/ip_forward") == "1"
         fwd6 = _read("/proc/sys/net/ipv6/conf/all/forwarding") == "1"
     nets = tuple(st.network_defs())
-    bridged = any(n.mode is ForwardMode.BRIDGE for n in nets)
     return Topology(
         networks=nets,
         vms_per_network=st.vms_per_network,
@@ -76,7 +74,8 @@ def lab_topology(st: LabState) -> Topology:
         ip_forward=fwd4,
         ip6_forward=fwd6,
         host_ruleset=ruleset,
-        uplink=LAN_BRIDGE if bridged else "eth0",
+        uplink=host_uplink(nets),
+        lan_hairpin=st.lan_hairpin,
     )
 
 
@@ -97,10 +96,9 @@ def plan_probes(st: LabState, m: Matrix) -> list[probe.Probe]:
         version = 4 if key.family == "ipv4" else 6
         if dst.kind is Kind.HOST and src.kind is Kind.VM and src.network:
             net = nets[src.network]
-            if net.mode is ForwardMode.BRIDGE:
-                daddr = addrs["host"].get(key.family)  # the host's address on the LAN bridge
-            else:
-                daddr = host_address_on(net, version) if not net.mode.is_direct else None
+            # bridged and macvtap VMs: the host's address on the LAN
+            daddr = (addrs["host"].get(key.family) if on_lan(net)
+                     else host_address_on(net, version))
         else:
             daddr = addrs[key.dst].get(key.family)
         if daddr is None or addrs[key.src].get(key.family) is None and src.kind is Kind.VM:
