@@ -323,7 +323,7 @@ class Store:
             f"state database {self.path} is corrupted or not a virtnet database ({text})",
             hint=f"virtnet will not replace it. Move it aside (mv {self.path} "
             f"{self.path}.broken), then re-define your networks (virtnet apply -f / "
-            f"net-define / import); running networks are found again by 'virtnet reconcile'. "
+            f"net-define / import); net-start or apply then takes back networks still running. "
             f"'sqlite3 {self.path}.broken .recover' may salvage the old definitions",
         )
 
