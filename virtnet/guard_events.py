@@ -5,7 +5,10 @@
   once the constructor returns no change can be missed, which a spawned ``nft monitor`` (that
   subscribes some time after it starts) cannot promise. Each transaction ends with a
   "new generation" message naming the process that made it: that is "who broke it".
-- ``LinkEvents``: rtnetlink link and address notifications in the namespace.
+- ``LinkEvents``: rtnetlink link and address notifications in the namespace. A plain socket
+  rather than pyroute2: its 0.9 synchronous API wraps an asyncio core, while a non-blocking
+  ``recv`` on our own socket is predictable inside a ``selectors`` loop, and the two headers
+  the guard needs (ifinfomsg, ifaddrmsg) take a few lines to read.
 - ``ProcessWatch``: a pidfd per dnsmasq; it becomes readable when the process exits, whoever
   its parent is (dnsmasq daemonizes, so it is never our child).
 
