@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 from virtnet.libvirtxml import parse_network
 from virtnet.model.defaults import fill_defaults
 from virtnet.model.network import Bridge, ForwardMode, Network
 from virtnet.model.validate import validate
-from virtnet.service import NetworkInfo, carry_over, default_network_xml
+from virtnet.service import NetworkInfo, carry_over, default_network_xml, unsearchable_dir
 
 
 def test_default_network_is_libvirts() -> None:
@@ -38,3 +42,17 @@ def test_network_info_shape() -> None:
     info = NetworkInfo("n", "u", True, False, True, "virbr1", "nat")
     assert info.as_dict() == {"name": "n", "uuid": "u", "state": "active", "autostart": True,
                               "persistent": False, "bridge": "virbr1", "mode": "nat"}
+
+
+def test_unsearchable_dir_found() -> None:
+    base = Path(tempfile.mkdtemp())  # /tmp/xyz, not pytest's 0700 tree
+    try:
+        inner = base / "a" / "b"
+        inner.mkdir(parents=True)
+        for d in (base, base / "a", inner):
+            d.chmod(0o755)
+        assert unsearchable_dir(inner) is None
+        (base / "a").chmod(0o750)
+        assert unsearchable_dir(inner) == base / "a"
+    finally:
+        shutil.rmtree(base)

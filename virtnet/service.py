@@ -298,6 +298,13 @@ class Service:
                     self.log(f"  {change}")
         report = self.engine.start(net, force=force)
         self.log(f"network {net.name} started in {report.seconds * 1000:.0f} ms")
+        blocked = unsearchable_dir(self.state_dir) if net.needs_dnsmasq else None
+        if blocked is not None:
+            report = replace(report, messages=(*report.messages, (
+                f"warning: {blocked} is not searchable by other users, so dnsmasq (running "
+                f"as '{dnsmasq_proc.run_user()}') cannot re-read network {net.name}'s host "
+                f"files: live DHCP host changes (net-update --live) will not reach it; "
+                f"fix: chmod o+x {blocked}")))
         return report
 
     def destroy(self, name: str) -> None:
@@ -589,6 +596,19 @@ class Service:
                         used.append(ipaddress.IPv4Network(dst, strict=False))
         # A default route says nothing about which private subnets are taken.
         return [u for u in used if u.prefixlen > 0]
+
+
+def unsearchable_dir(path: Path) -> Path | None:
+    """The first directory on PATH's way that other users cannot enter (dnsmasq drops root
+    and re-reads its host files on SIGHUP as an unprivileged user), or None."""
+    p = path.resolve()
+    for d in [*reversed(p.parents), p]:
+        try:
+            if not d.stat().st_mode & 0o001:
+                return d
+        except OSError:
+            return None
+    return None
 
 
 def default_network_xml(third: int = 122) -> str:
