@@ -22,7 +22,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from virtnet.errors import HostError
+from virtnet.host import rtnl
 from virtnet.host.nsenter import entered
+from virtnet.host.rtnl import Rtnl
 from virtnet.plan import BridgeSpec, ObservedBridge
 
 PORT_ALIAS = "virtnet-port:"
@@ -90,6 +92,7 @@ class Netlink:
         self._local = threading.local()
         self._opened: list[IPRoute] = []
         self._guard = threading.Lock()
+        self._rtnl: Rtnl | None = None
         _ = self.ipr  # open now: a missing namespace fails here, before any change
 
     @property
@@ -112,6 +115,9 @@ class Netlink:
         return ipr
 
     def close(self) -> None:
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
         with self._guard:
             for ipr in self._opened:
                 ipr.close()
@@ -182,26 +188,24 @@ class Netlink:
 
     # -- changing -----------------------------------------------------------------------
 
+    @property
+    def rtnl(self) -> Rtnl:
+        """A raw socket for the batched requests of the start path (see rtnl.py)."""
+        if self._rtnl is None:
+            self._rtnl = Rtnl(self.netns)
+        return self._rtnl
+
     def create_bridge(self, spec: BridgeSpec) -> int:
         """Create the bridge, down, with its MAC, MTU and STP; returns its index."""
-        kw: dict[str, Any] = {
-            "ifname": spec.name,
-            "kind": "bridge",
-            "br_stp_state": int(spec.stp),
-            "br_forward_delay": spec.delay * 100,  # clock ticks (USER_HZ)
-        }
-        if spec.mac:
-            kw["address"] = spec.mac
-        if spec.mtu:
-            kw["mtu"] = spec.mtu
-        try:
-            self.ipr.link("add", **kw)
-        except NetlinkError as exc:
-            raise HostError(f"cannot create bridge {spec.name}: {exc.args[-1]}") from None
-        link = self.get(spec.name)
-        if link is None:
+        replies = self.rtnl.check([
+            rtnl.new_bridge(spec.name, mac=spec.mac, mtu=spec.mtu, stp=spec.stp,
+                            delay=spec.delay),
+            rtnl.get_link(spec.name),
+        ])
+        index = replies[1].link_index
+        if index is None:
             raise HostError(f"bridge {spec.name} vanished right after it was created")
-        return link.index
+        return index
 
     def set_alias(self, index: int, alias: str) -> None:
         self._set(index, ifalias=alias)
@@ -233,11 +237,13 @@ class Netlink:
         self._set(index, master=master)
 
     def configure_bridge(self, index: int, spec: BridgeSpec) -> None:
-        """Alias, addresses and up: what makes a created bridge the network's bridge."""
-        self.set_alias(index, spec.alias)
-        for cidr in spec.addresses:
-            self.add_address(index, cidr, spec.name)
-        self.set_up(index)
+        """Alias, up and addresses, one batch: what makes a new bridge the network's."""
+        reqs = [rtnl.set_link(index, alias=spec.alias, up=True, what=f"set up {spec.name}")]
+        reqs += [rtnl.new_address(index, cidr, spec.name) for cidr in spec.addresses]
+        for req, rep in zip(reqs, self.rtnl.run(reqs), strict=True):
+            if rep.error and not (rep.error == errno.EEXIST and req.type == rtnl.RTM_NEWADDR):
+                detail = rep.message or os.strerror(rep.error)
+                raise HostError(f"cannot {req.what}: {detail}")
 
     def fix_bridge(self, index: int, spec: BridgeSpec, seen: ObservedBridge) -> None:
         """Bring an existing bridge back to SPEC (what reconcile does after drift)."""
