@@ -71,3 +71,30 @@ def _ip(args: list[str]) -> None:
     proc = subprocess.run(["ip", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise HostError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+
+
+def run_direct(
+    netns: str | None,
+    argv: Sequence[str],
+    *,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 30,
+) -> subprocess.CompletedProcess[str]:
+    """Like run(), but enters NETNS with setns(2) in this thread instead of through
+    ``ip netns exec``: ~2 ms less per command. Only the network namespace changes (no
+    /etc/netns bind mounts, no remounted /sys), which suits tools that talk netlink only,
+    such as nft and ip; use run() for anything that reads /sys or /etc."""
+    from virtnet.host.nsenter import entered
+
+    if netns is not None and not exists(netns):
+        prefix(netns)  # raises the NotFound with its hint
+    with entered(netns):
+        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True,
+                              timeout=timeout)
+    if check and proc.returncode != 0:
+        raise HostError(
+            f"{' '.join(argv[:3])} failed in namespace {netns or 'root'}: "
+            f"{proc.stderr.strip() or proc.stdout.strip()}"
+        )
+    return proc
