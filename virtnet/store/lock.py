@@ -49,7 +49,7 @@ def host_lock(state_dir: Path, netns: str | None, *, timeout: float = 300.0) -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         deadline = time.monotonic() + timeout
-        delay = 0.005
+        delay = 0.001
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -64,7 +64,7 @@ def host_lock(state_dir: Path, netns: str | None, *, timeout: float = 300.0) -> 
                         "released automatically when its process exits",
                     ) from None
                 time.sleep(delay)
-                delay = min(delay * 2, 0.1)
+                delay = min(delay * 2, 0.01)
         with _guard:
             _held[key] = (fd, 1)
     try:
