@@ -29,3 +29,27 @@ def test_newer_schema_is_an_error(tmp_path: Path) -> None:
     con.close()
     r = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "net-list"])
     assert r.exit_code == 8 and "newer than this virtnet understands" in r.output
+
+
+def test_unreadable_stored_definition_names_the_network(tmp_path: Path) -> None:
+    from virtnet.store import Store
+
+    with Store(tmp_path) as st:
+        st.set_meta("default-network", "skipped")
+        st.put_definition("old", "0b2f7c7e-9a55-4c7e-9d3e-000000000001",
+                          "<network><name>old</name><bogus", persistent=True)
+    r = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "net-list", "--all"])
+    assert r.exit_code == 2
+    assert "the stored definition of network 'old' cannot be read" in r.output
+    assert "virtnet net-edit old" in r.output
+    # net-edit opens the stored text as it is, so it can be corrected.
+    editor = tmp_path / "fix.py"
+    editor.write_text("import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
+                      "p.write_text('<network><name>old</name></network>')\n")
+    import sys
+
+    r = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "net-edit", "old"],
+                           env={"EDITOR": f"{sys.executable} {editor}", "VISUAL": ""})
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "-o", "json", "net-info", "old"])
+    assert r.exit_code == 0 and '"name": "old"' in r.output

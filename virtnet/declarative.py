@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from virtnet.errors import Conflict, HostError, InvalidDefinition, NotFound, VirtnetError
-from virtnet.libvirtxml import format_network, parse_network
+from virtnet.libvirtxml import format_network
 from virtnet.loader import load_file
 from virtnet.model.network import Network
 from virtnet.plan import ALIAS_PREFIX, Change, Plan
-from virtnet.service import Service
+from virtnet.service import Service, stored_network
 
 SUFFIXES = (".xml", ".yaml", ".yml")
 
@@ -164,7 +164,7 @@ class Declarative:
             d.name for d in stored.values()
             if prune and d.origin == "apply" and d.persistent and d.name not in names
         )
-        staying = [parse_network(d.xml) for d in stored.values()
+        staying = [stored_network(d) for d in stored.values()
                    if d.name not in names and d.name not in removed]
         # Explicit bridge names in the files are reserved before any name is generated.
         explicit = {n.bridge_name for _, n in sources if n.bridge_name}
@@ -172,7 +172,7 @@ class Declarative:
         actions: list[NetworkAction] = []
         links = self.svc.host_links()  # once: generated bridge names avoid these
         for path, raw in sources:
-            previous = parse_network(stored[raw.name].xml) if raw.name in stored else None
+            previous = stored_network(stored[raw.name]) if raw.name in stored else None
             others = staying + prepared
             net = self.svc.prepare(raw, others=others, previous=previous,
                                    extra_taken=explicit - {raw.bridge_name},

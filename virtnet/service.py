@@ -20,7 +20,7 @@ from typing import Any
 
 from virtnet import netupdate
 from virtnet.engine import Engine, Port, StartReport
-from virtnet.errors import Conflict, NotFound, NotSupported, VirtnetError
+from virtnet.errors import Conflict, InvalidDefinition, NotFound, NotSupported, VirtnetError
 from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import netns as netns_mod
 from virtnet.host import record as rec_mod
@@ -120,7 +120,7 @@ class Service:
                 f"network not found: no network with matching name '{name}'",
                 hint="'virtnet net-list --all' lists the defined networks",
             )
-        return parse_network(stored.xml)
+        return stored_network(stored)
 
     def definition(self, name: str, *, inactive: bool = False) -> Network:
         """What ``net-dumpxml`` shows: the running definition of an active network, else (or
@@ -159,7 +159,7 @@ class Service:
         out: dict[str, NetworkInfo] = {}
         for d in self.store.list_definitions():
             is_active = d.name in active
-            net = self.engine.definition(d.name) if is_active else parse_network(d.xml)
+            net = self.engine.definition(d.name) if is_active else stored_network(d)
             out[d.name] = NetworkInfo(d.name, d.uuid, is_active, d.persistent, d.autostart,
                                       net.bridge_name, net.mode.value)
         for name in active - out.keys():
@@ -173,7 +173,7 @@ class Service:
     def others(self, name: str, *, exclude: Sequence[str] = ()) -> list[Network]:
         """The other defined networks (their stored definitions), for validation."""
         skip = {name, *exclude}
-        return [parse_network(d.xml) for d in self.store.list_definitions() if d.name not in skip]
+        return [stored_network(d) for d in self.store.list_definitions() if d.name not in skip]
 
     def prepare(self, net: Network, *, others: Sequence[Network] | None = None,
                 previous: Network | None = None, extra_taken: Collection[str] = (),
@@ -189,7 +189,10 @@ class Service:
             others = self.others(net.name)
         if previous is None:
             stored = self.store.get_definition(net.name)
-            previous = parse_network(stored.xml) if stored else None
+            try:
+                previous = stored_network(stored) if stored else None
+            except InvalidDefinition:
+                previous = None  # being replaced because it could not be read
         if previous is not None:
             net = carry_over(net, previous)
         if links is None:
@@ -342,7 +345,7 @@ class Service:
         stored = self.store.get_definition(name)
         if stored is None:
             return notes
-        net = parse_network(stored.xml)
+        net = stored_network(stored)
         if not net.mode.has_own_bridge or not net.bridge_name:
             return notes
         try:
@@ -596,6 +599,20 @@ class Service:
                         used.append(ipaddress.IPv4Network(dst, strict=False))
         # A default route says nothing about which private subnets are taken.
         return [u for u in used if u.prefixlen > 0]
+
+
+def stored_network(d: StoredDefinition) -> Network:
+    """A stored definition as a Network; one this virtnet can no longer read (written by
+    another version) is an error that names it and says how to fix it."""
+    try:
+        return parse_network(d.xml)
+    except InvalidDefinition as exc:
+        raise InvalidDefinition(
+            f"the stored definition of network '{d.name}' cannot be read: {exc.message}",
+            element=exc.element,
+            hint=f"'virtnet net-edit {d.name}' to correct it, or 'virtnet net-undefine "
+            f"{d.name}' and define it again",
+        ) from None
 
 
 def unsearchable_dir(path: Path) -> Path | None:

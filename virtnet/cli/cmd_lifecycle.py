@@ -250,7 +250,14 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
         """
         with open_service(ctx) as svc:
             name = svc.resolve(network)
-            original = svc.dumpxml(name, inactive=True)
+            try:
+                original = svc.dumpxml(name, inactive=True)
+            except InvalidDefinition:
+                # A stored definition this virtnet cannot read: edit its text as stored.
+                stored = svc.store.get_definition(name)
+                if stored is None:
+                    raise
+                original = stored.xml
             text = original
             while True:
                 edited = click.edit(text, extension=".xml", require_save=True)
