@@ -217,3 +217,21 @@ def _kill_when_first_is_active(host: CliHost, d: Path) -> int:
     finally:
         rc = proc.wait(timeout=30)
     return rc
+
+
+def test_generated_values_are_stable_across_applies(host: CliHost) -> None:
+    """A file without uuid, bridge name or MAC: the values generated at the first apply are
+    kept, so applying the same file again changes nothing."""
+    d = host.tmp / "nets"
+    d.mkdir()
+    (d / "g.yaml").write_text("name: gen\nmode: nat\nips:\n  - address: 10.89.0.1\n"
+                              "    prefix: 24\n")
+    host.run("net-undefine", "default")
+    host.run("apply", "-f", str(d))
+    first = host.run("net-dumpxml", "--inactive", "gen").stdout
+    assert "<uuid>" in first and "<bridge name='virbr0'" in first and "<mac address=" in first
+    out = host.run("plan", "-f", str(d)).stdout
+    assert "= network gen: unchanged" in out
+    assert host.json("apply", "-f", str(d))["networks"] == [  # type: ignore[index]
+        {"name": "gen", "result": "unchanged"}]
+    assert host.run("net-dumpxml", "--inactive", "gen").stdout == first

@@ -169,10 +169,11 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
     @click.option("--no-autostart", is_flag=True, help="Only networks with autostart off.")
     @click.option("--name", "names", is_flag=True, help="Print only the names.")
     @click.option("--uuid", "uuids", is_flag=True, help="Print only the UUIDs.")
+    @click.option("--table", is_flag=True, help="The table (the default; as virsh accepts).")
     @click.pass_context
     def net_list(ctx: click.Context, all_: bool, inactive: bool, persistent: bool,
                  transient: bool, autostart: bool, no_autostart: bool, names: bool,
-                 uuids: bool) -> None:
+                 uuids: bool, table: bool) -> None:
         """List networks (by default the active ones), as virsh net-list.
 
         Example: virtnet net-list --all
@@ -182,6 +183,8 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
         nets = filter_networks(nets, all_=all_, inactive=inactive, persistent=persistent,
                                transient=transient, autostart=autostart,
                                no_autostart=no_autostart)
+        if table and (names or uuids):
+            raise click.UsageError("--table cannot be combined with --name or --uuid")
         output.emit(ctx, [n.as_dict() for n in nets],
                     lambda: render_list(nets, names=names, uuids=uuids))
 
