@@ -15,6 +15,7 @@ sees those networks as not running, clears the leftovers and starts them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,9 +186,12 @@ class Declarative:
         if against_host:
             result.host = self.engine.plan(prepared)
             result.host_groups = _group(result.host, prepared, self.engine.state_dir)
+            shared = bool(result.host_groups.get(""))
             result.actions = [
-                dataclasses.replace(a, action=REPAIR, reasons=("the host differs",))
-                if a.action == UNCHANGED and result.host_groups.get(a.name) else a
+                dataclasses.replace(a, action=REPAIR, reasons=(
+                    "the host differs" if result.host_groups.get(a.name)
+                    else "shared host state differs",))
+                if a.action == UNCHANGED and (result.host_groups.get(a.name) or shared) else a
                 for a in result.actions
             ]
             for name in removed:
@@ -404,7 +408,9 @@ def _group(plan: Plan, nets: Sequence[Network], state_dir: Path) -> dict[str, li
         owners.append((p.name, {p.bridge.name}, files))
     for c in plan.changes or ():
         owner = ""
-        tokens = set(c.subject.replace("/", " ").replace(".", " ").split())
+        # Names in the subject and detail: sysctl paths (net.ipv6.conf.BR.x), nftables
+        # elements ("BR" . 10.0.0.0/24), file paths.
+        tokens = set(re.findall(r"[\w@+-]+", f"{c.subject} {c.detail}".replace(".", " ")))
         for name, bridges, files in owners:
             if (c.kind == "dnsmasq" and c.subject == name) or c.subject in files or (
                 bridges & tokens
