@@ -87,6 +87,7 @@ def start_stop(
         starts.append(time.perf_counter() - t)
     total_start = time.perf_counter() - t0
     c1 = cpu()
+    dns_cpu = dnsmasq_cpu(engine)
     if between is not None:
         between()
     c1b = cpu()
@@ -99,11 +100,31 @@ def start_stop(
     c2 = cpu()
     print(f"{n:5d} networks  start total {total_start:7.2f} s  per network {fmt_ms(starts)}  "
           f"cpu/network {(c1[0] - c0[0]) / n * 1000:.1f} ms + children "
-          f"{(c1[1] - c0[1]) / n * 1000:.1f} ms")
+          f"{(c1[1] - c0[1]) / n * 1000:.1f} ms; the {n} dnsmasq used {dns_cpu:.2f} s CPU")
     print(f"{'':15s}stop  total {total_stop:7.2f} s  per network {fmt_ms(stops)}  "
           f"cpu/network {(c2[0] - c1b[0]) / n * 1000:.1f} ms + children "
           f"{(c2[1] - c1b[1]) / n * 1000:.1f} ms")
     return total_start, total_stop
+
+
+def dnsmasq_cpu(engine: Engine) -> float:
+    """CPU seconds used so far by the dnsmasq processes of this benchmark's state directory
+    (each one wakes on every address/route change in the namespace)."""
+    needle = f"--conf-file={engine.state_dir}/".encode()
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if not any(a.startswith(needle) for a in fh.read().split(b"\0")):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def kernel_floor(host: str, n: int = 20) -> None:
