@@ -17,7 +17,7 @@ from tests.conftest import require_root
 from tests.hostlab import OUTSIDE, Lab, nat_network, sh
 from virtnet.engine import CRASH_ENV, START_STEPS, Engine
 from virtnet.errors import Conflict, HostError, NotFound
-from virtnet.host import record
+from virtnet.host import netns, record
 from virtnet.model.network import ForwardMode
 
 pytestmark = pytest.mark.host
@@ -157,7 +157,7 @@ def wait_dead(pid: int) -> None:
 CRASH_SCRIPT = """
 import json, sys
 from virtnet.engine import Engine
-from virtnet.host import record
+from virtnet.host import netns, record
 net = record.network_from_json(json.loads(sys.argv[3]))
 Engine(sys.argv[1], sys.argv[2]).start(net)
 """
@@ -278,3 +278,12 @@ def test_routed_message_without_default_route(unique_name: str) -> None:
         assert "no default route" in report.messages[0]
     finally:
         lab.close()
+
+
+def test_stop_after_the_namespace_was_deleted(lab: Lab) -> None:
+    lab.engine.start(nat_network("gone", f"{lab.mark}b", 24))
+    assert len(lab.dnsmasq_pids()) == 1
+    netns.delete(lab.host)  # dnsmasq's process keeps the namespace itself alive
+    lab.engine.stop("gone")
+    assert lab.dnsmasq_pids() == [] and lab.state_files() == []
+    assert lab.engine.store.list_runtime(lab.host) == {}

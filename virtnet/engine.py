@@ -411,12 +411,29 @@ class Engine:
                     + (f" in namespace {self.netns}" if self.netns else ""),
                     hint="virtnet net-list --all shows which networks are running",
                 )
+            if self.netns is not None and not _netns_exists(self.netns):
+                # The namespace is gone and its links and rules with it; what can outlive
+                # it is our dnsmasq (its process keeps the namespace alive) and the files.
+                self._teardown_processes(rec)
+                self.store.delete_runtime(self.netns, name)
+                return
             crashed = rec.get("state") != rec_mod.ACTIVE
             if not crashed:
                 rec["state"] = rec_mod.STOPPING
                 self._put(name, rec)
             self._teardown(name, rec, crashed=crashed)
             self.store.delete_runtime(self.netns, name)
+
+    def _teardown_processes(self, rec: dict[str, Any]) -> None:
+        dm = rec.get("dnsmasq")
+        if not dm:
+            return
+        conf = Path(dm["conf"])
+        pids = {p for p in (dm.get("pid"), dnsmasq_proc.read_pid(Path(dm["pidfile"]))) if p}
+        pids.update(dnsmasq_proc.find(conf))
+        for pid in sorted(pids):
+            dnsmasq_proc.stop(pid, conf)
+        self._remove_files(dm["files"])
 
     def _teardown(self, name: str, rec: dict[str, Any], *, crashed: bool) -> list[str]:
         """Remove what REC says the network has. CRASHED: the record may be ahead of the host
