@@ -106,6 +106,8 @@ def register(cli: click.Group) -> None:
 
     @lab.command("up")
     @click.argument("file", required=False, type=click.Path(dir_okay=False))
+    @click.option("-f", "--file", "file_opt", type=click.Path(dir_okay=False),
+                  help="The lab file, as with 'apply -f' (same as the FILE argument).")
     @click.option("--network", "modes", multiple=True,
                   type=click.Choice(list(spec.SHORTHAND_MODES)),
                   help="A network of this mode (repeatable), instead of a lab file.")
@@ -114,9 +116,13 @@ def register(cli: click.Group) -> None:
     @click.option("--no-outside-routes", is_flag=True,
                   help="Outside hosts get no route to the VM subnets.")
     @click.pass_context
-    def lab_up(ctx: click.Context, file: str | None, modes: tuple[str, ...], vms: int,
-               outside: int, no_outside_routes: bool) -> None:
+    def lab_up(ctx: click.Context, file: str | None, file_opt: str | None,
+               modes: tuple[str, ...], vms: int, outside: int,
+               no_outside_routes: bool) -> None:
         """Build a lab from FILE (YAML, see examples/lab/) or from --network flags."""
+        if file and file_opt:
+            raise InvalidDefinition("give the lab file once, as FILE or as -f FILE")
+        file = file or file_opt
         if file and modes:
             raise InvalidDefinition("give a lab file or --network flags, not both",
                                     hint="put every network in the file")
