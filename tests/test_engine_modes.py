@@ -98,3 +98,32 @@ def test_mode_reachability(lab: Lab, mode: ForwardMode, out_ok: bool, in_ok: boo
     assert "virtnet" not in lab.ruleset()
     assert lab.dnsmasq_pids() == []
     assert lab.state_files() == []
+
+
+def test_dual_stack_nat_network(lab: Lab) -> None:
+    """IPv6 next to IPv4: address on the bridge, IPv6 on (RA ignored), forwarding on,
+    dnsmasq serving both; a VM reaches the bridge's IPv6 address."""
+    import time
+    from dataclasses import replace
+
+    from tests.hostlab import sh
+    from virtnet.model.network import IPDef
+
+    base = nat_network("v6", f"{lab.mark}b", 5)
+    v6 = IPDef(address="fd00:77:5::1", family="ipv6", prefix=64)
+    net = replace(base, ips=(*base.ips, v6))
+    lab.engine.start(net)
+    br = f"{lab.mark}b"
+    assert "fd00:77:5::1/64" in sh(lab.host, "ip", "-6", "addr", "show", br)
+    values = sh(lab.host, "sysctl", "-n", f"net.ipv6.conf.{br}.disable_ipv6",
+                f"net.ipv6.conf.{br}.accept_ra", "net.ipv6.conf.all.forwarding").split()
+    assert values == ["0", "0", "1"]
+    vm = lab.vm("v6")
+    assert vm.ip.startswith("10.77.5.")
+    sh(vm.ns, "ip", "-6", "addr", "add", "fd00:77:5::50/64", "dev", "eth0", "nodad")
+    deadline = time.monotonic() + 5  # the bridge's own address leaves DAD once a port is up
+    while not lab.ping(vm.ns, "fd00:77:5::1", wait=0.5) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lab.ping(vm.ns, "fd00:77:5::1")
+    lab.engine.stop("v6")
+    assert br not in lab.links() and lab.dnsmasq_pids() == []
