@@ -93,6 +93,21 @@ def test_import_directory(host: CliHost) -> None:
     assert "0 imported, 3 skipped, 3 failed." in r.stdout
 
 
+def test_import_replaces_virtnets_own_default(host: CliHost) -> None:
+    host.run("net-list")  # first use: virtnet defines its default network
+    d = libvirt_dir(host.tmp, host.mark)
+    r = host.run("-o", "json", "import", str(d), ok=False)
+    import json
+
+    items = {i["name"]: i for i in json.loads(r.stdout)}
+    assert items["default"]["status"] == "imported"
+    assert items["default"]["notes"] == [
+        "replaced the default network virtnet had defined on first use"]
+    info = host.json("net-info", "default")
+    assert info["uuid"] == "3e3fce45-4f53-4fa7-bb32-11f34168b82b"  # type: ignore[index]
+    assert info["bridge"] == host.mark + "v"  # type: ignore[index]
+
+
 def test_import_errors(host: CliHost) -> None:
     r = host.run("import", str(host.tmp / "nope"), ok=False)
     assert r.exit_code == 4 and "does not exist" in r.stderr

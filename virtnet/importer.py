@@ -144,16 +144,26 @@ def import_networks(svc: Service, sources: Iterator[Source]) -> list[ImportItem]
             item.notes.append(f"cannot be read: {_one_line(exc)}")
             continue
         item.name = net.name
-        if svc.store.get_definition(net.name) is not None:
+        existing = svc.store.get_definition(net.name)
+        # The default network virtnet made up on first use gives way to libvirt's own.
+        replace_default = existing is not None and existing.origin == "default" and (
+            not svc.engine.is_active(net.name))
+        if existing is not None and not replace_default:
             item.status = SKIPPED
             item.notes.append("a network of this name is already defined in virtnet: left "
                               "as it is")
             continue
         try:
-            net = svc.define(net, origin="import")
+            # Lock order as everywhere: the namespace lock, then the database transaction.
+            with svc.store.host_lock(svc.netns), svc.store.transaction():
+                if replace_default:
+                    svc.store.delete_definition(net.name)
+                net = svc.define(net, origin="import")
         except VirtnetError as exc:
             item.notes.append(f"refused: {_one_line(exc)}")
             continue
+        if replace_default:
+            item.notes.append("replaced the default network virtnet had defined on first use")
         if src.autostart:
             svc.set_autostart(net.name, True)
         item.status = IMPORTED
