@@ -287,3 +287,25 @@ def test_stop_after_the_namespace_was_deleted(lab: Lab) -> None:
     lab.engine.stop("gone")
     assert lab.dnsmasq_pids() == [] and lab.state_files() == []
     assert lab.engine.store.list_runtime(lab.host) == {}
+
+
+def test_start_many_is_one_apply_all_or_nothing(lab: Lab) -> None:
+    from dataclasses import replace
+
+    nets = [nat_network(f"many{i}", f"{lab.mark}{i}", 40 + i) for i in range(3)]
+    bad = replace(nat_network("many-bad", f"{lab.mark}x", 49), dnsmasq_options=("bogus-opt",))
+    with pytest.raises(HostError, match="'many-bad'.*2 other.*starting dnsmasq.*undone"):
+        lab.engine.start_many([*nets[:2], bad])
+    assert lab.engine.store.list_runtime(lab.host) == {}
+    assert all(f"{lab.mark}{i}:" not in lab.links() for i in range(3))
+    assert "virtnet" not in lab.ruleset()
+    assert lab.dnsmasq_pids() == [] and lab.state_files() == []
+
+    reports = lab.engine.start_many(nets)
+    assert [r.changed for r in reports] == [True, True, True]
+    assert lab.engine.active() == ["many0", "many1", "many2"]
+    assert len(lab.dnsmasq_pids()) == 3
+    assert lab.vm("many2").ip.startswith("10.77.42.")
+    again = lab.engine.start_many(nets)
+    assert [r.changed for r in again] == [False, False, False]
+    assert lab.engine.reconcile() == []

@@ -189,29 +189,51 @@ class Engine:
     def start(self, net: Network, *, force: bool = False) -> StartReport:
         """Start NET; a no-op when it already runs with this definition. FORCE: start a
         bridged network even when its host bridge's uplinks fail the bonding/Wi-Fi rules."""
-        t0 = time.perf_counter()
         if bridged.is_host_bridge(net):
             return self._start_bridged(net, force=force)
         if direct.is_direct(net):
             return self._start_direct(net, force=force)
-        plan = plan_network(net, self.state_dir)  # pure: bad definitions fail before any change
+        return self.start_many([net])[0]
+
+    def start_many(self, nets: Sequence[Network]) -> list[StartReport]:
+        """Start several nat/route/isolated/open networks as one apply: one nft transaction
+        for all, their bridges, then all their dnsmasq processes launched together. All or
+        nothing: if one fails, what this call did for all of them is undone. Networks already
+        running with the same definition are no-ops."""
+        t0 = time.perf_counter()
+        plans = [plan_network(n, self.state_dir) for n in nets]  # pure: fails before changes
+        names = [p.name for p in plans]
+        if len(set(names)) != len(names):
+            raise Conflict("a network is named twice in one start", hint="start each once")
+        reports: dict[str, StartReport] = {}
         with self._lock():
-            rec = self._record(net.name)
-            if rec is not None and rec.get("state") == rec_mod.ACTIVE:
-                if rec_mod.network_from_json(rec["definition"]) != net:
-                    raise Conflict(
-                        f"network {net.name!r} is already active with a different definition",
-                        hint=f"stop it first (virtnet net-destroy {net.name}), then start it",
-                    )
-                return StartReport(net.name, plan.bridge.name, False, self._messages(net),
-                                   time.perf_counter() - t0)
-            if rec is not None:  # an interrupted start or stop: clear its leftovers first
-                self._teardown(net.name, rec, crashed=True)
-                self.store.delete_runtime(self.netns, net.name)
-            self._check_bridge_free(plan)
-            self._apply_start(plan)
-        return StartReport(net.name, plan.bridge.name, True, self._messages(net),
-                           time.perf_counter() - t0)
+            todo: list[NetworkPlan] = []
+            for plan in plans:
+                net = plan.network
+                rec = self._record(net.name)
+                if rec is not None and rec.get("state") == rec_mod.ACTIVE:
+                    if rec_mod.network_from_json(rec["definition"]) != net:
+                        raise Conflict(
+                            f"network {net.name!r} is already active with a different "
+                            "definition",
+                            hint=f"stop it first (virtnet net-destroy {net.name}), then start it",
+                        )
+                    reports[net.name] = StartReport(net.name, plan.bridge.name, False,
+                                                    self._messages(net),
+                                                    time.perf_counter() - t0)
+                    continue
+                if rec is not None:  # an interrupted start or stop: clear its leftovers first
+                    self._teardown(net.name, rec, crashed=True)
+                    self.store.delete_runtime(self.netns, net.name)
+                self._check_bridge_free(plan)
+                todo.append(plan)
+            if todo:
+                self._apply_starts(todo)
+        for plan in todo:
+            reports[plan.name] = StartReport(plan.name, plan.bridge.name, True,
+                                             self._messages(plan.network),
+                                             time.perf_counter() - t0)
+        return [reports[n] for n in names]
 
     def _start_bridged(self, net: Network, *, force: bool) -> StartReport:
         """Bridged mode: check the host's bridge and its uplinks, record the network; no
@@ -272,12 +294,14 @@ class Engine:
             hint="give the network another <bridge name=...> or remove that interface",
         )
 
-    def _apply_start(self, plan: NetworkPlan) -> None:
-        net, spec, dm = plan.network, plan.bridge, plan.dnsmasq
-        rec: dict[str, Any] = {
+    @staticmethod
+    def _intent(plan: NetworkPlan) -> dict[str, Any]:
+        """The runtime record, written before any host change (state: starting)."""
+        dm = plan.dnsmasq
+        return {
             "state": rec_mod.STARTING,
-            "definition": rec_mod.network_to_json(net),
-            "bridge": spec.name,
+            "definition": rec_mod.network_to_json(plan.network),
+            "bridge": plan.bridge.name,
             "firewall": plan.firewall,
             "dnsmasq": None if dm is None else {
                 "conf": str(dm.conf), "pidfile": str(dm.pidfile), "pid": None,
@@ -288,47 +312,75 @@ class Engine:
             "ports": False,
             "started": time.time(),
         }
+
+    def _apply_starts(self, plans: Sequence[NetworkPlan]) -> None:
+        records = {p.name: self._intent(p) for p in plans}
         _step("intent")
-        self._put(net.name, rec)
-        step = "recording the intent"
         rv = Reverter()
-        rv.add("runtime record", lambda: self.store.delete_runtime(self.netns, net.name))
+        step, current = "recording the intent", plans[0].name
         fw: _Background | None = None
         try:
-            if plan.firewall:
+            with self.store.transaction():
+                for name, rec in records.items():
+                    self._put(name, rec)
+                    rv.add(f"runtime record {name}", _bind(self.store.delete_runtime,
+                                                           self.netns, name))
+            walled = [p.network for p in plans if p.firewall]
+            if walled:
                 # nft runs in its own process meanwhile: its sets are keyed by interface
-                # name, so the rules may come before the bridge does.
+                # name, so the rules may come before the bridges do.
                 step = "adding firewall rules"
                 _step("firewall")
-                fw = _Background(lambda: self._firewall_add(net))
-                rv.add("firewall rules", _bind(self._undo_firewall, fw, net))
-            step = f"creating bridge {spec.name}"
-            _step("bridge")
-            index = self.nl.create_bridge(spec)
-            rv.add(f"bridge {spec.name}", lambda: self.nl.delete(spec.name))
-            step = "setting sysctls"
-            _step("sysctl")
-            self._set_sysctls(plan)
-            step = f"configuring bridge {spec.name}"
-            _step("address")
-            self.nl.configure_bridge(index, spec)
-            if dm is not None:
-                step = "writing dnsmasq files"
-                _step("files")
-                self._write_files(dm.files)
-                rv.add("dnsmasq files", lambda: self._remove_files(rec["dnsmasq"]["files"]))
-                step = "starting dnsmasq"
-                _step("dnsmasq")
-                pid = dnsmasq_proc.start(self.netns, dm.conf, dm.pidfile)
-                rv.add(f"dnsmasq {pid}", lambda: dnsmasq_proc.stop(pid, dm.conf))
-                rec["dnsmasq"]["pid"] = pid
+                fw = _Background(lambda: self._firewall_add(walled))
+                rv.add("firewall rules", _bind(self._undo_firewall, fw, walled))
+            for plan in plans:
+                current, spec, dm = plan.name, plan.bridge, plan.dnsmasq
+                step = f"creating bridge {spec.name}"
+                _step("bridge")
+                index = self.nl.create_bridge(spec)
+                rv.add(f"bridge {spec.name}", _bind(self.nl.delete, spec.name))
+                step = "setting sysctls"
+                _step("sysctl")
+                self._set_sysctls(plan)
+                step = f"configuring bridge {spec.name}"
+                _step("address")
+                self.nl.configure_bridge(index, spec)
+                if dm is not None:
+                    step = "writing dnsmasq files"
+                    _step("files")
+                    self._write_files(dm.files)
+                    rv.add(f"dnsmasq files of {plan.name}",
+                           _bind(self._remove_files, records[plan.name]["dnsmasq"]["files"]))
+            # every dnsmasq launched at once, then each waited for: their start-up overlaps
+            launching = []
+            for plan in plans:
+                if plan.dnsmasq is not None:
+                    current, step = plan.name, "starting dnsmasq"
+                    _step("dnsmasq")
+                    launching.append((plan, dnsmasq_proc.launch(self.netns, plan.dnsmasq.conf,
+                                                                plan.dnsmasq.pidfile)))
+            failure: Exception | None = None
+            for plan, proc in launching:
+                assert plan.dnsmasq is not None
+                try:
+                    pid = dnsmasq_proc.finish(proc, plan.dnsmasq.conf, plan.dnsmasq.pidfile)
+                except Exception as exc:  # wait for the others too, so all can be undone
+                    if failure is None:
+                        failure, current = exc, plan.name
+                    continue
+                rv.add(f"dnsmasq {pid}", _bind(dnsmasq_proc.stop, pid, plan.dnsmasq.conf))
+                records[plan.name]["dnsmasq"]["pid"] = pid
+            if failure is not None:
+                raise failure
             if fw is not None:
-                step = "adding firewall rules"
+                current, step = ", ".join(n.name for n in walled), "adding firewall rules"
                 fw.result()
             step = "recording the network as active"
             _step("active")
-            rec["state"] = rec_mod.ACTIVE
-            self._put(net.name, rec)
+            with self.store.transaction():
+                for name, rec in records.items():
+                    rec["state"] = rec_mod.ACTIVE
+                    self._put(name, rec)
             rv.success()
         except BaseException as exc:
             left = rv.revert()
@@ -336,8 +388,9 @@ class Engine:
                 raise
             detail = (exc.message if isinstance(exc, VirtnetError)
                       else f"{type(exc).__name__}: {exc}")
+            others = "" if len(plans) == 1 else f" (with {len(plans) - 1} other network(s))"
             raise HostError(
-                f"starting network {net.name!r} failed while {step}: {detail}; "
+                f"starting network {current!r}{others} failed while {step}: {detail}; "
                 + ("everything it had done was undone" if not left
                    else "could not undo: " + "; ".join(left)),
                 hint=getattr(exc, "hint", None),
@@ -367,18 +420,20 @@ class Engine:
 
     # -- firewall -----------------------------------------------------------------------
 
-    def _firewall_add(self, net: Network) -> None:
-        """The incremental script (cost independent of how many networks run); the whole
-        table when the incremental one cannot apply (no table yet, or it was flushed)."""
+    def _firewall_add(self, nets: Sequence[Network]) -> None:
+        """The incremental scripts, as one transaction (cost independent of how many
+        networks run); the whole table when they cannot apply (no table yet, or flushed)."""
         try:
-            firewall.apply_script(self.netns, firewall.render_add(net))
+            firewall.apply_script(self.netns, "".join(firewall.render_add(n) for n in nets))
         except VirtnetError:
-            nets = [n for n in self._active_networks().values() if n.name != net.name]
-            firewall.apply_script(self.netns, firewall.render_table([*nets, net]))
+            new = {n.name for n in nets}
+            keep = [n for n in self._active_networks().values() if n.name not in new]
+            firewall.apply_script(self.netns, firewall.render_table([*keep, *nets]))
 
-    def _undo_firewall(self, fw: _Background, net: Network) -> None:
+    def _undo_firewall(self, fw: _Background, nets: Sequence[Network]) -> None:
         fw.wait()
-        self._firewall_release(net)
+        for net in nets:
+            self._firewall_release(net)
 
     def _firewall_release(self, net: Network, *, crashed: bool = False) -> None:
         """Take NET's rules out; the last network takes the whole table with it, so the

@@ -37,16 +37,33 @@ def conf_arg(conf: Path) -> str:
 
 def start(netns: str | None, conf: Path, pidfile: Path) -> int:
     """Start dnsmasq for CONF inside NETNS; returns the daemon's PID."""
+    return finish(launch(netns, conf, pidfile), conf, pidfile)
+
+
+def launch(netns: str | None, conf: Path, pidfile: Path) -> subprocess.Popen[str]:
+    """Begin starting dnsmasq for CONF inside NETNS; ``finish`` waits for it to be up."""
     argv = [DNSMASQ, conf_arg(conf), f"--user={run_user()}"]
     with contextlib.suppress(FileNotFoundError):
         pidfile.unlink()
     with entered(netns):
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, text=True)
+        except OSError as exc:
             raise HostError(f"cannot run dnsmasq: {exc}", hint="install dnsmasq-base") from None
+
+
+def finish(proc: subprocess.Popen[str], conf: Path, pidfile: Path) -> int:
+    """Wait until the launched dnsmasq has daemonized (its configuration read, its sockets
+    bound) and return the daemon's PID; HostError with dnsmasq's words if it refused."""
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise HostError(f"dnsmasq for {conf} did not start within 30 s") from None
     if proc.returncode != 0:
-        text = (proc.stderr or proc.stdout).strip()
+        text = (err or out).strip()
         hint = "check the network's dnsmasq:options and that its addresses are not in use"
         if "inotify" in text:
             # Each dnsmasq that reads the host's resolv.conf watches it with one inotify
