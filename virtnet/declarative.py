@@ -51,6 +51,9 @@ def find_files(paths: Sequence[str | Path]) -> list[Path]:
             files += found
         elif p.is_file():
             files.append(p)
+        elif p.exists():
+            raise InvalidDefinition(f"{p} is neither a regular file nor a directory",
+                                    hint="give a definition file or a directory of them")
         else:
             raise NotFound(f"{p} does not exist", hint="give a definition file or a directory")
     return files

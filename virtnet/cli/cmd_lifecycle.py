@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,9 @@ def _complete_network(ctx: click.Context, param: click.Parameter, incomplete: st
 
 def network_argument(name: str = "network") -> Any:
     return click.argument(name, metavar="NETWORK", shell_complete=_complete_network)
+
+
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
 def _yesno(flag: bool) -> str:
@@ -306,6 +310,9 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
 
         Example: virtnet net-dhcp-leases default --mac 52:54:00:12:34:56
         """
+        if mac is not None and not _MAC.match(mac):
+            raise InvalidDefinition(f"--mac {mac!r} is not a MAC address",
+                                    hint="write it as 52:54:00:xx:xx:xx")
         with open_service(ctx) as svc:
             leases = svc.leases(network, mac)
             net = svc.definition(network)
