@@ -309,3 +309,18 @@ def test_start_many_is_one_apply_all_or_nothing(lab: Lab) -> None:
     again = lab.engine.start_many(nets)
     assert [r.changed for r in again] == [False, False, False]
     assert lab.engine.reconcile() == []
+    keep = nat_network("keep", f"{lab.mark}k", 48)
+    lab.engine.start(keep)
+    keep_rules_with = lab.ruleset()
+    lab.engine.stop_many(["many0", "many1", "many2"])
+    assert lab.engine.active() == ["keep"]
+    assert all(f"{lab.mark}{i}:" not in lab.links() for i in range(3))
+    rules = lab.ruleset()
+    assert all(f"10.77.4{i}.0/24" not in rules for i in range(3)) and "10.77.48.0/24" in rules
+    assert lab.ruleset() != keep_rules_with
+    assert len(lab.dnsmasq_pids()) == 1
+    assert sorted(lab.state_files()) == sorted(
+        f"keep.{s}" for s in ("conf", "hostsfile", "addnhosts", "pid", "leases", "log"))
+    with pytest.raises(NotFound):
+        lab.engine.stop_many(["keep", "nosuch"])
+    assert lab.engine.active() == ["keep"]  # nothing stopped when one name is unknown

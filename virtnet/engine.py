@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -432,52 +432,79 @@ class Engine:
 
     def _undo_firewall(self, fw: _Background, nets: Sequence[Network]) -> None:
         fw.wait()
-        for net in nets:
-            self._firewall_release(net)
+        self._firewall_release(nets)
 
-    def _firewall_release(self, net: Network, *, crashed: bool = False) -> None:
-        """Take NET's rules out; the last network takes the whole table with it, so the
-        namespace is left as virtnet found it."""
+    def _firewall_release(self, nets: Sequence[Network], *, crashed: bool = False) -> None:
+        """Take NETS' rules out in one transaction; when no other network needs the table,
+        it goes too, so the namespace is left as virtnet found it."""
+        going = {n.name for n in nets}
         others = [n for n, r in self.store.list_runtime(self.netns).items()
-                  if n != net.name and r.get("firewall") and r.get("state") == rec_mod.ACTIVE]
+                  if n not in going and r.get("firewall") and r.get("state") == rec_mod.ACTIVE]
         if not others:
             firewall.delete_table(self.netns)
         elif crashed:
-            self._firewall_rebuild(exclude=net.name)
+            self._firewall_rebuild(exclude=going)
         else:
             try:
-                firewall.apply_script(self.netns, firewall.render_remove(net))
+                firewall.apply_script(self.netns,
+                                      "".join(firewall.render_remove(n) for n in nets))
             except VirtnetError:
-                self._firewall_rebuild(exclude=net.name)
+                self._firewall_rebuild(exclude=going)
 
-    def _firewall_rebuild(self, exclude: str | None = None) -> None:
-        nets = [n for n in self._active_networks().values() if n.name != exclude]
+    def _firewall_rebuild(self, exclude: Collection[str] = ()) -> None:
+        nets = [n for n in self._active_networks().values() if n.name not in exclude]
         firewall.apply_script(self.netns, firewall.render_table(nets))
 
     # -- stop ---------------------------------------------------------------------------
 
     def stop(self, name: str) -> None:
         """Remove everything network NAME has here (bridge, ports, rules, dnsmasq, files)."""
+        self.stop_many([name])
+
+    def stop_many(self, names: Sequence[str]) -> None:
+        """Stop several networks as one apply: one nft transaction, every dnsmasq told to
+        exit before any bridge goes (so none of them wakes for the others' removals)."""
         with self._lock():
-            rec = self._record(name)
-            if rec is None:
-                raise NotFound(
-                    f"network {name!r} is not active"
-                    + (f" in namespace {self.netns}" if self.netns else ""),
-                    hint="virtnet net-list --all shows which networks are running",
-                )
+            recs: dict[str, dict[str, Any]] = {}
+            for name in names:
+                rec = self._record(name)
+                if rec is None:
+                    raise NotFound(
+                        f"network {name!r} is not active"
+                        + (f" in namespace {self.netns}" if self.netns else ""),
+                        hint="virtnet net-list --all shows which networks are running",
+                    )
+                recs[name] = rec
             if self.netns is not None and not _netns_exists(self.netns):
                 # The namespace is gone and its links and rules with it; what can outlive
                 # it is our dnsmasq (its process keeps the namespace alive) and the files.
-                self._teardown_processes(rec)
-                self.store.delete_runtime(self.netns, name)
+                for name, rec in recs.items():
+                    self._teardown_processes(rec)
+                    self.store.delete_runtime(self.netns, name)
                 return
-            crashed = rec.get("state") != rec_mod.ACTIVE
-            if not crashed:
-                rec["state"] = rec_mod.STOPPING
-                self._put(name, rec)
-            self._teardown(name, rec, crashed=crashed)
-            self.store.delete_runtime(self.netns, name)
+            clean = {n: r for n, r in recs.items() if r.get("state") == rec_mod.ACTIVE
+                     and r.get("direct") is None}
+            with self.store.transaction():
+                for name, rec in clean.items():
+                    rec["state"] = rec_mod.STOPPING
+                    self._put(name, rec)
+            errors: list[str] = []
+            if clean:
+                errors += self._teardown_many(clean, crashed=False)
+            for name, rec in recs.items():
+                if name not in clean:  # interrupted starts and macvtap networks: one by one
+                    try:
+                        self._teardown(name, rec, crashed=rec.get("state") != rec_mod.ACTIVE)
+                    except HostError as exc:
+                        errors.append(exc.message)
+                        continue
+                    self.store.delete_runtime(self.netns, name)
+            with self.store.transaction():
+                for name in clean:
+                    self.store.delete_runtime(self.netns, name)
+            if errors:
+                raise HostError("stopping: could not remove " + "; ".join(errors),
+                                hint="run 'virtnet reconcile' to retry")
 
     def _teardown_processes(self, rec: dict[str, Any]) -> None:
         dm = rec.get("dnsmasq")
@@ -493,25 +520,38 @@ class Engine:
     def _teardown(self, name: str, rec: dict[str, Any], *, crashed: bool) -> list[str]:
         """Remove what REC says the network has. CRASHED: the record may be ahead of the host
         (an interrupted start), so missing pieces are fine and processes are searched for."""
-        done: list[str] = []
+        if rec.get("direct") is not None:  # macvtap: only the port devices it made
+            return direct.teardown(self.nl, name, rec)
+        errors = self._teardown_many({name: rec}, crashed=crashed)
+        if errors:
+            raise HostError(
+                f"stopping network {name!r}: could not remove " + "; ".join(errors),
+                hint="run 'virtnet reconcile' to retry",
+            )
+        return []
+
+    def _teardown_many(self, recs: dict[str, dict[str, Any]], *, crashed: bool) -> list[str]:
+        """Remove what the records say the networks have; returns what could not be removed.
+        Order: nft in parallel; SIGTERM to every dnsmasq; ports and bridges; wait for the
+        dnsmasq exits; then their files (an exiting dnsmasq may still write its leases)."""
         errors: list[str] = []
 
         def attempt(what: str, fn: Callable[[], object]) -> None:
             try:
-                if fn() is not False:
-                    done.append(what)
+                fn()
             except Exception as exc:
                 errors.append(f"{what}: {exc}")
 
-        if rec.get("direct") is not None:  # macvtap: only the port devices it made
-            return direct.teardown(self.nl, name, rec)
-        net = rec_mod.network_from_json(rec["definition"])
+        nets = {n: rec_mod.network_from_json(r["definition"]) for n, r in recs.items()}
+        walled = [nets[n] for n, r in recs.items() if r.get("firewall")]
         fw = None
-        if rec.get("firewall"):  # in parallel with the rest (nft is its own process)
-            fw = _Background(lambda: self._firewall_release(net, crashed=crashed))
-        dm = rec.get("dnsmasq")
+        if walled:  # in parallel with the rest (nft is its own process)
+            fw = _Background(lambda: self._firewall_release(walled, crashed=crashed))
         stopping: list[dnsmasq_proc.Stopping] = []
-        if dm:
+        for rec in recs.values():
+            dm = rec.get("dnsmasq")
+            if not dm:
+                continue
             conf = Path(dm["conf"])
             pids = {dm["pid"]} if dm.get("pid") else set()
             pid = dnsmasq_proc.read_pid(Path(dm["pidfile"]))
@@ -519,27 +559,29 @@ class Engine:
                 pids.add(pid)
             if crashed or not pids:
                 pids.update(dnsmasq_proc.find(conf))
-            # SIGTERM now, wait for the exits after the bridge is gone (both take a while)
-            stopping = [dnsmasq_proc.Stopping(pid, conf) for pid in sorted(pids)]
-        bridge = rec["bridge"]
-        if rec.get("ports") or crashed:
-            for port in ports_mod.of_network(self.nl, name, bridge, None):
-                attempt(f"port {port.name}", _bind(self.nl.delete, port.name))
-        link = None if rec.get("host_bridge") else self.nl.get(bridge)  # never the host's
-        if link is not None and (link.alias == ALIAS_PREFIX + name or (crashed and not link.alias)):
-            attempt(f"bridge {bridge}", lambda: self.nl.delete(bridge))
+            stopping += [dnsmasq_proc.Stopping(pid, conf) for pid in sorted(pids)]
+        with_ports = [n for n, r in recs.items() if r.get("ports") or crashed]
+        if with_ports:
+            for dev in self.nl.links():  # one dump for all of them
+                port = ports_mod.parse_alias(dev, "")
+                if port is not None and port.network in with_ports:
+                    attempt(f"port {dev.name}", _bind(self.nl.delete, dev.name))
+        for name, rec in recs.items():
+            if rec.get("host_bridge"):
+                continue  # never the host's bridge
+            bridge = rec["bridge"]
+            link = self.nl.get(bridge)
+            if link is not None and (link.alias == ALIAS_PREFIX + name
+                                     or (crashed and not link.alias)):
+                attempt(f"bridge {bridge}", _bind(self.nl.delete, bridge))
         for st in stopping:
             attempt(f"dnsmasq {st.pid}", st.wait)
-        if dm:  # only now: a dnsmasq that is exiting may still write its lease file
-            attempt("dnsmasq files", lambda: self._remove_files(dm["files"]))
+        for rec in recs.values():
+            if rec.get("dnsmasq"):
+                attempt("dnsmasq files", _bind(self._remove_files, rec["dnsmasq"]["files"]))
         if fw is not None:
             attempt("firewall rules", fw.result)
-        if errors:
-            raise HostError(
-                f"stopping network {name!r}: could not remove " + "; ".join(errors),
-                hint="run 'virtnet reconcile' to retry",
-            )
-        return done
+        return errors
 
     # -- reconcile ----------------------------------------------------------------------
 
