@@ -165,7 +165,7 @@ def test_bad_input_is_refused_before_anything_changes(host: CliHost) -> None:
     assert dnsmasq_pids(host.state) == []
 
 
-@pytest.mark.parametrize("step", ["bridge", "dnsmasq", "active", "after-first"])
+@pytest.mark.parametrize("step", ["bridge", "sysctl", "dnsmasq", "active", "after-first"])
 def test_killed_apply_leaves_store_and_host_consistent(host: CliHost, step: str) -> None:
     """kill -9 of an apply: inside a network's start (the engine's crash hook at STEP), or
     from outside once the first network is up (so the second is cut off part-way)."""

@@ -328,8 +328,8 @@ class Declarative:
             net = a.network
             if net is None or not net.bridge_name or not net.mode.has_own_bridge:
                 continue
-            if self.engine.is_active(net.name):
-                continue
+            if self.store.get_runtime(self.svc.netns, net.name) is not None:
+                continue  # running, or an interrupted start the engine clears up itself
             try:
                 link = self.engine.nl.get(net.bridge_name)
             except VirtnetError:
