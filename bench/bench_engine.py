@@ -260,6 +260,7 @@ def main() -> None:
         for n in counts:
             def with_many(n: int = n) -> None:
                 if n == counts[-1]:
+                    time.sleep(3)  # let the just-started dnsmasq processes settle
                     many = iperf(engine, host, vm, outside)
                     print(f"iperf3 VM->outside through NAT: {one:.2f} Gbit/s with 1 network, "
                           f"{many:.2f} Gbit/s with {n} networks ({(many / one - 1) * 100:+.1f} %)")
