@@ -324,3 +324,20 @@ def test_start_many_is_one_apply_all_or_nothing(lab: Lab) -> None:
     with pytest.raises(NotFound):
         lab.engine.stop_many(["keep", "nosuch"])
     assert lab.engine.active() == ["keep"]  # nothing stopped when one name is unknown
+
+
+@pytest.mark.parametrize("step", ["launched", "active"])
+def test_ctrl_c_during_start_undoes_everything(
+    lab: Lab, step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from virtnet.engine import INTERRUPT_ENV
+
+    nets = [nat_network(f"int{i}", f"{lab.mark}{i}", 50 + i) for i in range(2)]
+    monkeypatch.setenv(INTERRUPT_ENV, step)
+    with pytest.raises(KeyboardInterrupt):
+        lab.engine.start_many(nets)
+    monkeypatch.delenv(INTERRUPT_ENV)
+    assert lab.engine.store.list_runtime(lab.host) == {}
+    assert f"{lab.mark}0:" not in lab.links() and f"{lab.mark}1:" not in lab.links()
+    assert "virtnet" not in lab.ruleset()
+    assert lab.dnsmasq_pids() == [] and lab.state_files() == []

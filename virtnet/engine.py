@@ -50,7 +50,9 @@ __all__ = ["DhcpLease", "Engine", "Port", "StartReport"]
 
 # Test hook: the applying process SIGKILLs itself when it reaches this step (crash tests).
 CRASH_ENV = "VIRTNET_TEST_CRASH_AT"
-START_STEPS = ("intent", "firewall", "bridge", "sysctl", "address", "files", "dnsmasq", "active")
+INTERRUPT_ENV = "VIRTNET_TEST_INTERRUPT_AT"  # ... raises KeyboardInterrupt there (Ctrl-C)
+START_STEPS = ("intent", "firewall", "bridge", "sysctl", "address", "files", "dnsmasq",
+               "launched", "active")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class StartReport:
 def _step(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(INTERRUPT_ENV) == name:
+        raise KeyboardInterrupt(f"test interrupt at {name}")
 
 
 def _unlink(path: Path) -> None:
@@ -358,8 +362,14 @@ class Engine:
                 if plan.dnsmasq is not None:
                     current, step = plan.name, "starting dnsmasq"
                     _step("dnsmasq")
-                    launching.append((plan, dnsmasq_proc.launch(self.netns, plan.dnsmasq.conf,
-                                                                plan.dnsmasq.pidfile)))
+                    proc = dnsmasq_proc.launch(self.netns, plan.dnsmasq.conf,
+                                               plan.dnsmasq.pidfile)
+                    # undone even if interrupted before it is waited for (Ctrl-C)
+                    rv.add(f"dnsmasq of {plan.name}",
+                           _bind(dnsmasq_proc.abort, proc, plan.dnsmasq.conf,
+                                 plan.dnsmasq.pidfile))
+                    launching.append((plan, proc))
+            _step("launched")
             failure: Exception | None = None
             for plan, proc in launching:
                 assert plan.dnsmasq is not None
@@ -588,6 +598,15 @@ class Engine:
             attempt(f"bridge {doomed[0]}", _bind(self.nl.delete, doomed[0]))
         for st in stopping:
             attempt(f"dnsmasq {st.pid}", st.wait)
+        if crashed:
+            # A kill during a launch can leave a dnsmasq still daemonizing (its starter was
+            # ours, the daemon appears a few ms later): look again until none shows up.
+            confs = [Path(r["dnsmasq"]["conf"]) for r in recs.values() if r.get("dnsmasq")]
+            for _ in range(3):
+                time.sleep(0.03)
+                late = [(pid, c) for c in confs for pid in dnsmasq_proc.find(c)]
+                for pid, c in late:
+                    attempt(f"dnsmasq {pid}", _bind(dnsmasq_proc.stop, pid, c))
         for rec in recs.values():
             if rec.get("dnsmasq"):
                 attempt("dnsmasq files", _bind(self._remove_files, rec["dnsmasq"]["files"]))

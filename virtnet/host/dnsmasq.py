@@ -78,6 +78,22 @@ def finish(proc: subprocess.Popen[str], conf: Path, pidfile: Path) -> int:
     return pid
 
 
+def abort(proc: subprocess.Popen[str], conf: Path, pidfile: Path) -> None:
+    """Undo a launch: wait for the starter, then stop the daemon if it came up."""
+    if proc.returncode is None:  # not waited for yet
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    pids = set(find(conf))
+    pid = read_pid(pidfile)
+    if pid is not None:
+        pids.add(pid)
+    for pid in sorted(pids):
+        stop(pid, conf)
+
+
 def read_pid(pidfile: Path) -> int | None:
     try:
         return int(pidfile.read_text().strip())
