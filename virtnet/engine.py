@@ -719,7 +719,9 @@ class Engine:
             if plan.dnsmasq is None or not rec.get("dnsmasq"):
                 raise Conflict(f"network {net.name!r} runs no dnsmasq: it has no DHCP hosts",
                                hint="add an <ip> with <dhcp> to the network")
-            conf_now = Path(plan.dnsmasq.conf).read_text()
+            running = plan_network(rec_mod.network_from_json(rec["definition"]), self.state_dir)
+            conf_now = (dict(running.dnsmasq.files)[running.dnsmasq.conf]
+                        if running.dnsmasq is not None else None)
             conf_new = dict(plan.dnsmasq.files)[plan.dnsmasq.conf]
             if conf_new != conf_now:
                 raise Conflict(
