@@ -210,6 +210,11 @@ class Engine:
         names = [p.name for p in plans]
         if len(set(names)) != len(names):
             raise Conflict("a network is named twice in one start", hint="start each once")
+        bridges = [p.bridge.name for p in plans]
+        if len(set(bridges)) != len(bridges):
+            twice = sorted({b for b in bridges if bridges.count(b) > 1})
+            raise Conflict(f"networks started together share bridge(s) {', '.join(twice)}",
+                           element="bridge", hint="give each network its own <bridge name=...>")
         reports: dict[str, StartReport] = {}
         with self._lock():
             todo: list[NetworkPlan] = []
