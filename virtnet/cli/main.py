@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "virtnet.cli.cmd_lab",
     "virtnet.cli.cmd_engine",
     "virtnet.cli.cmd_ops",
+    "virtnet.cli.cmd_ovn",
 ]
 
 
