@@ -126,9 +126,10 @@ class OvnCentral:
         """Wait until northd has turned the NB contents into SB logical flows."""
         self.nbctl("--timeout=10", "--wait=sb", "sync")
 
-    def trace(self, datapath: str, flow: str, *ct: str) -> str:
-        argv = ["ovn-trace", f"--db={self.sb}", "--minimal", *(f"--ct={c}" for c in ct)]
-        out = subprocess.run(
-            [*argv, datapath, flow], capture_output=True, text=True, check=True
-        )
+    def trace(self, datapath: str, flow: str, *ct: str, minimal: bool = True) -> str:
+        """ovn-trace's account of ``flow`` entering ``datapath``; ``ct``: the conntrack
+        states successive lookups return."""
+        argv = ["ovn-trace", f"--db={self.sb}", *(["--minimal"] if minimal else [])]
+        argv += [f"--ct={c}" for c in ct]
+        out = subprocess.run([*argv, datapath, flow], capture_output=True, text=True, check=True)
         return out.stdout
