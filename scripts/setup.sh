@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip iproute2 nftables dnsmasq-base udhcpc iperf3 iputils-ping
-              procps util-linux kmod ca-certificates)
+              procps util-linux kmod ca-certificates ovn-central)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -15,7 +15,15 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # No package may start a service (ovn-central's ovsdb-server/ovn-northd): a policy-rc.d
+  # that refuses every start, for this install only, unless the machine already has one.
+  policy=/usr/sbin/policy-rc.d made_policy=
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    trap '[[ -z $made_policy ]] || rm -f "$policy"' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ -n $made_policy ]]; then rm -f "$policy"; made_policy=; fi
 fi
 
 # Debian's python, so the environment is the same on every fresh machine.
