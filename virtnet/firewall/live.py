@@ -153,6 +153,17 @@ def _spec_decl(key: Sequence[str], data: Sequence[str] | None, interval: bool) -
     return decl + (" interval" if interval else "")
 
 
+# nft prints layer-4 protocols by name only when /etc/protocols (netbase) exists; a minimal
+# system prints numbers. Compare both sides in numbers so drift does not depend on it.
+_PROTO_NUMBERS = {"icmp": "1", "tcp": "6", "udp": "17", "icmpv6": "58"}
+_PROTO_WORD = re.compile(r"\b(" + "|".join(_PROTO_NUMBERS) + r")\b")
+
+
+def canon_rule(rule: str) -> str:
+    """A rule's text with protocol names as numbers, the same whatever the system prints."""
+    return _PROTO_WORD.sub(lambda m: _PROTO_NUMBERS[m.group(1)], rule)
+
+
 def read_live(netns: str | None) -> LiveTable | None:
     text = _list(netns, as_json=False)
     if text is None:
@@ -168,7 +179,8 @@ def _harmless_extra_chain(name: str, base: str | None, rules: list[str]) -> bool
     m = re.fullmatch(re.escape(MASQ_PORTS_PREFIX) + r"(\d+)_(\d+)", name)
     if not m or base is not None:
         return False
-    return list(masq_ports_chain_spec(int(m.group(1)), int(m.group(2))).rules) == rules
+    spec = masq_ports_chain_spec(int(m.group(1)), int(m.group(2)))
+    return [canon_rule(r) for r in spec.rules] == [canon_rule(r) for r in rules]
 
 
 def compare(live: LiveTable | None, nets: Sequence[Network]) -> list[str]:
@@ -186,14 +198,16 @@ def compare(live: LiveTable | None, nets: Sequence[Network]) -> list[str]:
         base, rules = live.chains[name]
         if base != spec.base:
             problems.append(f"chain {name}: hook is {base!r}, want {spec.base!r}")
-        want = list(spec.rules)
-        for rule in want:
-            if rules.count(rule) < want.count(rule):
-                problems.append(f"chain {name}: rule missing: {rule}")
-        for rule in rules:
-            if rule not in want or rules.count(rule) > want.count(rule):
-                problems.append(f"chain {name}: extra rule: {rule}")
-        if sorted(rules) == sorted(want) and rules != want:
+        # Matched in canonical form; reported as written (ours) or as listed (live).
+        want = [canon_rule(r) for r in spec.rules]
+        have = [canon_rule(r) for r in rules]
+        for raw, rule in zip(spec.rules, want, strict=True):
+            if have.count(rule) < want.count(rule):
+                problems.append(f"chain {name}: rule missing: {raw}")
+        for raw, rule in zip(rules, have, strict=True):
+            if rule not in want or have.count(rule) > want.count(rule):
+                problems.append(f"chain {name}: extra rule: {raw}")
+        if sorted(have) == sorted(want) and have != want:
             problems.append(f"chain {name}: rules out of order")
     for name, (base, rules) in live.chains.items():
         if name not in want_chains and not _harmless_extra_chain(name, base, rules):
