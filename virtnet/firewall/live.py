@@ -219,13 +219,13 @@ def compare(live: LiveTable | None, nets: Sequence[Network]) -> list[str]:
         if sspec.name not in live.sets:
             problems.append(f"{kind} {sspec.name} is missing")
             continue
-        decl, have = live.sets[sspec.name]
+        decl, elems = live.sets[sspec.name]
         want_decl = _spec_decl(sspec.key, sspec.data, sspec.interval)
         if decl != want_decl:
             problems.append(f"{kind} {sspec.name}: type is {decl!r}, want {want_decl!r}")
         wanted = {e.canon() for e in want_elems.get(sspec.name, [])}
-        problems += [f"{kind} {sspec.name}: element missing: {e}" for e in sorted(wanted - have)]
-        problems += [f"{kind} {sspec.name}: extra element: {e}" for e in sorted(have - wanted)]
+        problems += [f"{kind} {sspec.name}: element missing: {e}" for e in sorted(wanted - elems)]
+        problems += [f"{kind} {sspec.name}: extra element: {e}" for e in sorted(elems - wanted)]
     known = {s.name for s in SETS}
     problems += [f"set {name} is extra" for name in sorted(set(live.sets) - known)]
     return problems
