@@ -122,9 +122,9 @@ class OvnCentral:
             ["ovn-nbctl", f"--db={self.nb}", *args], capture_output=True, text=True, check=True
         ).stdout
 
-    def sync(self) -> None:
+    def sync(self, timeout: int = 10) -> None:
         """Wait until northd has turned the NB contents into SB logical flows."""
-        self.nbctl("--timeout=10", "--wait=sb", "sync")
+        self.nbctl(f"--timeout={timeout}", "--wait=sb", "sync")
 
     def trace(self, datapath: str, flow: str, *ct: str, minimal: bool = True) -> str:
         """ovn-trace's account of ``flow`` entering ``datapath``; ``ct``: the conntrack

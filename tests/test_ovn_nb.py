@@ -77,7 +77,10 @@ def test_apply_creates_the_objects_of_each_mode(central: OvnCentral) -> None:
     }
     routers = {r["name"]: r for r in _list(central, "Logical_Router", "name", "options")}
     assert set(routers) == {"vn-natnet-router", "vn-routenet-router", "vn-opennet-router"}
-    assert routers["vn-natnet-router"]["options"] == {"chassis": "virtnet-gateway"}
+    assert routers["vn-natnet-router"]["options"] == {
+        "chassis": "virtnet-gateway",
+        "dynamic_neigh_routers": "true",
+    }
     lrps = {
         r["name"]: r["networks"] for r in _list(central, "Logical_Router_Port", "name", "networks")
     }

@@ -409,3 +409,19 @@ def test_cli_errors_are_messages_with_exit_codes(tmp_path: Path) -> None:
         cli, ["ovn", "plan", str(g), str(f), "--external-ip", "203.0.113.10/24"]
     )
     assert res.exit_code == InvalidDefinition.exit_status and "which network" in res.output
+
+
+def test_routed_subnets_must_not_overlap_but_nat_ones_may() -> None:
+    other = load_text(XML["route"].replace("routenet", "routenet2"))
+    with pytest.raises(Conflict, match="overlap on the outside network"):
+        translate_all(
+            [net("route"), other],
+            options(external_ips={"routenet": "203.0.113.11/24", "routenet2": "203.0.113.12/24"}),
+        )
+    # two nat networks with one subnet: each is hidden behind its own router, as on two hosts
+    nat2 = load_text(XML["nat"].replace("natnet", "natnet2"))
+    out = translate_all(
+        [net("nat"), nat2],
+        options(external_ips={"natnet": "203.0.113.10/24", "natnet2": "203.0.113.12/24"}),
+    )
+    assert [o.subnet for o in out] == ["192.168.122.0/24", "192.168.122.0/24"]

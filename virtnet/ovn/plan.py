@@ -57,6 +57,9 @@ def _router(n: OvnNetwork, r: OvnRouter, opts: OvnOptions, st: NbState | None) -
             "Logical_Router",
             r.name,
             f"options:chassis={q(r.chassis)}",
+            # Many routers share the outside switch: learn neighbours by ARP instead of
+            # northd pre-computing every router's MAC in every other router (N^2 flows).
+            "options:dynamic_neigh_routers=true",
             _ext(n.name),
             f"external_ids:{EXT_MODE}={q(n.mode.value)}",
         ),

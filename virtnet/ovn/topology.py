@@ -384,6 +384,25 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
     )
 
 
+def _check_routed_subnets(nets: Sequence[OvnNetwork]) -> None:
+    """route/open subnets are reachable from the shared outside network: no two may overlap
+    (sorted sweep, so 1,000 networks cost no more than sorting them)."""
+    subnets = sorted(
+        (ipaddress.IPv4Network(a, strict=False), n.name)
+        for n in nets
+        if n.router is not None and not n.router.snat
+        for a in n.router.networks
+        if ":" not in a
+    )
+    for (a, an), (b, bn) in zip(subnets, subnets[1:], strict=False):
+        if an != bn and a.overlaps(b):
+            raise Conflict(
+                f"routed subnets {a} ('{an}') and {b} ('{bn}') overlap on the outside network",
+                element="ip",
+                hint="give route/open networks subnets of their own",
+            )
+
+
 def translate_all(nets: Sequence[Network], opts: OvnOptions | None = None) -> list[OvnNetwork]:
     """Every network, checked together: names and external addresses must not clash."""
     opts = opts or OvnOptions()
@@ -395,9 +414,12 @@ def translate_all(nets: Sequence[Network], opts: OvnOptions | None = None) -> li
             element="--external-ip",
             hint="write NETWORK=ADDR/PREFIX with the name of a network being applied",
         )
-    for i, n in enumerate(nets):
-        validate(n, others=[o for j, o in enumerate(nets) if j != i])
+    for n in nets:
+        # Alone: each network has its own switch and router in OVN, so nat and isolated
+        # subnets may repeat (as on two libvirt hosts); routed ones are checked below.
+        validate(n)
     out = [translate(n, opts) for n in nets]
+    _check_routed_subnets(out)
     seen: dict[str, str] = {}
     for o in out:
         if o.name in seen:
