@@ -90,9 +90,9 @@ def test_demo_interrupted_tears_down(tmp_path: Path) -> None:
             mark = m.group(1)
     assert mark, "the demo reports its lab while building"
     proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the build
-    proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0
-    assert not [n for n in netns_mod.list_names() if n.startswith(mark)]
+    assert not [n for n in netns_mod.list_names() if n.startswith(mark)], err
     assert not list((tmp_path / "labs").glob("*.json"))
 
 

@@ -460,9 +460,18 @@ def down(st: LabState, *, progress: Progress = _quiet) -> list[str]:
             removed.append(f"process {pid}")
     for ns in st.namespaces:
         if netns_mod.exists(ns):
-            with contextlib.suppress(VirtnetError):
+            try:
                 netns_mod.delete(ns)
-                removed.append(f"netns {ns}")
+            except VirtnetError:
+                # A namespace still being set up by a worker of an interrupted build can
+                # refuse once; the second try finds it complete.
+                time.sleep(0.2)
+                try:
+                    netns_mod.delete(ns)
+                except VirtnetError as exc:
+                    progress(f"lab {st.mark}: could not remove {ns}: {exc}")
+                    continue
+            removed.append(f"netns {ns}")
     for d in st.etc_dirs:
         p = Path(d)
         if p.parent == ETC_NETNS and NS_RE.match(p.name) and p.exists():
