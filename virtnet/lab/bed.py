@@ -234,7 +234,7 @@ def up(spec: LabSpec, state_dir: Path, *, progress: Progress = _quiet,
         st.vms = [v.__dict__ for v in vms]
         save(st)
         with contextlib.suppress(Exception):
-            down(st)
+            down(st, progress=progress)
         raise
 
 
