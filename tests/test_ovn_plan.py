@@ -425,3 +425,21 @@ def test_routed_subnets_must_not_overlap_but_nat_ones_may() -> None:
         options(external_ips={"natnet": "203.0.113.10/24", "natnet2": "203.0.113.12/24"}),
     )
     assert [o.subnet for o in out] == ["192.168.122.0/24", "192.168.122.0/24"]
+
+
+def test_port_add_refuses_taken_addresses() -> None:
+    st = _applied_state()
+    st.switches["vn-natnet"]["external_ids"]["virtnet_gateway"] = "192.168.122.1"
+    st.switch_ports["vn-natnet"] = ["vm-a"]
+    st.ports["vm-a"] = {
+        "addresses": ["dynamic"],
+        "dynamic_addresses": "0a:00:00:00:00:01 192.168.122.2",
+    }
+    with pytest.raises(Conflict, match="gateway"):
+        port_commands("natnet", "vm1", st, ip="192.168.122.1")
+    with pytest.raises(Conflict, match="reserved for MAC 52:54:00:00:00:10"):
+        port_commands("natnet", "vm1", st, ip="192.168.122.10")
+    with pytest.raises(Conflict, match="port 'vm-a'"):
+        port_commands("natnet", "vm1", st, ip="192.168.122.2")
+    # the port itself may keep its address
+    assert port_commands("natnet", "vm-a", st, ip="192.168.122.2")

@@ -25,6 +25,7 @@ EXT_NETWORK = "virtnet_network"
 EXT_MODE = "virtnet_mode"
 EXT_ROLE = "virtnet_role"
 EXT_HOSTS = "virtnet_dhcp_hosts"
+EXT_GATEWAY = "virtnet_gateway"
 
 
 def check_name(name: str, *, element: str = "name", what: str = "network name") -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Any
 
 from virtnet.errors import Conflict, InvalidDefinition, NotFound
 from virtnet.ovn import names
-from virtnet.ovn.names import EXT_HOSTS, EXT_MODE, EXT_NETWORK, EXT_ROLE, q
+from virtnet.ovn.names import EXT_GATEWAY, EXT_HOSTS, EXT_MODE, EXT_NETWORK, EXT_ROLE, q
 from virtnet.ovn.nbctl import Command
 from virtnet.ovn.state import NbState
 from virtnet.ovn.topology import OvnNetwork, OvnOptions, OvnRouter
@@ -123,6 +124,8 @@ def _network(n: OvnNetwork, opts: OvnOptions, st: NbState | None) -> list[Comman
     sw = n.switch
     cmds: list[Command] = [("--may-exist", "ls-add", sw)]
     ext = [_ext(n.name), f"external_ids:{EXT_MODE}={q(n.mode.value)}"]
+    if n.gateway:
+        ext.append(f"external_ids:{EXT_GATEWAY}={q(n.gateway)}")
     if n.hosts:
         ext.append(f"external_ids:{EXT_HOSTS}={q(' '.join(f'{m}={ip}' for m, ip in n.hosts))}")
     other = []
@@ -140,8 +143,13 @@ def _network(n: OvnNetwork, opts: OvnOptions, st: NbState | None) -> list[Comman
         gone = [k for k, v in wanted.items() if not v and k in row["other_config"]]
         if gone:
             cmds.append(("remove", "Logical_Switch", sw, "other_config", *gone))
-        if not n.hosts and EXT_HOSTS in row["external_ids"]:
-            cmds.append(("remove", "Logical_Switch", sw, "external_ids", EXT_HOSTS))
+        stale = [
+            k
+            for k, v in ((EXT_HOSTS, n.hosts), (EXT_GATEWAY, n.gateway))
+            if not v and k in row["external_ids"]
+        ]
+        if stale:
+            cmds.append(("remove", "Logical_Switch", sw, "external_ids", *stale))
 
     if n.dhcp is not None:
         d = n.dhcp
@@ -250,6 +258,48 @@ def _norm_mac(mac: str) -> str:
     return m
 
 
+def _check_free(
+    network: str,
+    port: str,
+    ip: str,
+    mac: str | None,
+    row: dict[str, Any],
+    hosts: dict[str, str],
+    st: NbState,
+) -> None:
+    """``ip`` is not the gateway, nor reserved for another MAC, nor another port's."""
+    if ip == row["external_ids"].get(EXT_GATEWAY):
+        raise Conflict(
+            f"{ip} is network '{network}'s gateway address",
+            element="--ip",
+            hint="give the VM another address",
+        )
+    owner = next((m for m, a in hosts.items() if a == ip), None)
+    if owner is not None and owner != mac:
+        raise Conflict(
+            f"{ip} is reserved for MAC {owner} (<host> of network '{network}')",
+            element="--ip",
+            hint=f"use --mac {owner}, or another address",
+        )
+    for other in st.switch_ports.get(names.switch(network), []):
+        if other == port:
+            continue
+        prow = st.ports.get(other, {})
+        taken = " ".join(
+            _as_list(prow.get("addresses", [])) + _as_list(prow.get("dynamic_addresses", []))
+        )
+        if ip in taken.split():
+            raise Conflict(
+                f"{ip} is already port '{other}'s address on network '{network}'",
+                element="--ip",
+                hint="give the VM another address",
+            )
+
+
+def _as_list(v: Any) -> list[str]:
+    return [str(x) for x in v] if isinstance(v, list) else [str(v)] if v else []
+
+
 def port_commands(
     network: str, port: str, st: NbState, *, mac: str | None = None, ip: str | None = None
 ) -> list[Command]:
@@ -287,6 +337,7 @@ def port_commands(
                 element="--ip",
                 hint="write it as e.g. 192.168.122.50",
             ) from None
+        _check_free(network, port, str(addr), mac, row, hosts, st)
         if subnet and addr not in ipaddress.IPv4Network(subnet):
             raise InvalidDefinition(
                 f"--ip {ip} is not in network '{network}' ({subnet})",

@@ -111,6 +111,7 @@ class OvnNetwork:
     dns_uuid: str
     dns_records: tuple[tuple[str, str], ...]  # (hostname, addresses)
     hosts: tuple[tuple[str, str], ...]  # (mac, ip) reservations, for port-add
+    gateway: str | None  # the network's own (host's) IPv4 address: no VM may take it
     notes: tuple[str, ...]  # what the definition says that OVN does not carry
 
 
@@ -380,6 +381,7 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
         if net.dns_enabled
         else (),
         hosts=tuple(sorted(hosts)),
+        gateway=primary.address if primary is not None else None,
         notes=tuple(_notes(net)),
     )
 
