@@ -322,3 +322,18 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(HostError, match="listens on that address"):
         ovn.apply([net("isolated")], f"unix:{tmp_path}/none.sock", options(external_ips={}))
     assert os.listdir(tmp_path) == []
+
+
+def test_host_names_reach_the_southbound_dns_table(central: OvnCentral) -> None:
+    # ovn-trace does not simulate dns_lookup; the records ovn-controller answers from are
+    # the SB DNS rows northd derives from ours, bound to the network's datapath.
+    _apply_all(central)
+    central.sync()
+    out = subprocess.run(
+        ["ovn-sbctl", f"--db={central.sb}", "--format=json", "--columns=records", "list", "DNS"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = [state._value(r[0]) for r in json.loads(out)["data"]]
+    assert rows == [{"web": "192.168.122.10"}]
