@@ -443,3 +443,21 @@ def test_port_add_refuses_taken_addresses() -> None:
         port_commands("natnet", "vm1", st, ip="192.168.122.2")
     # the port itself may keep its address
     assert port_commands("natnet", "vm-a", st, ip="192.168.122.2")
+
+
+@pytest.mark.parametrize(
+    ("kw", "flag"),
+    [
+        ({"outside_subnet": "203.0.113.0/33"}, "--outside-subnet"),
+        ({"outside_subnet": "203.0.113.5/24"}, "--outside-subnet"),
+        ({"outside_gateway": "gw"}, "--outside-gateway"),
+        ({"dns_servers": ("1.1.1.1", "x")}, "--dns-server"),
+        ({"chassis": "gw 1"}, "--chassis"),
+        ({"physical_network": "phys;net"}, "--physical-network"),
+        ({"outside_switch": '"x'}, "--outside-switch"),
+    ],
+)
+def test_bad_flag_values_are_refused_naming_the_flag(kw: dict[str, object], flag: str) -> None:
+    with pytest.raises(InvalidDefinition) as exc:
+        translate_all([net("isolated")], options(external_ips={}, **kw))
+    assert exc.value.element == flag

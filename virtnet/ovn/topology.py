@@ -405,10 +405,38 @@ def _check_routed_subnets(nets: Sequence[OvnNetwork]) -> None:
             )
 
 
+def _ipv4(value: str, flag: str, *, network: bool = False) -> None:
+    try:
+        if network:
+            ipaddress.IPv4Network(value)
+        else:
+            ipaddress.IPv4Address(value)
+    except ValueError:
+        raise InvalidDefinition(
+            f"{flag} {value!r} is not an IPv4 {'subnet' if network else 'address'}",
+            element=flag,
+            hint="e.g. 203.0.113.0/24" if network else "e.g. 203.0.113.1",
+        ) from None
+
+
+def check_options(opts: OvnOptions) -> None:
+    """Every flag-given value, before any of it reaches an ovn-nbctl command line."""
+    names.check_name(opts.outside_switch, element="--outside-switch", what="switch name")
+    names.check_name(opts.chassis, element="--chassis", what="chassis name")
+    if opts.physical_network is not None:
+        names.check_name(opts.physical_network, element="--physical-network", what="name")
+    if opts.outside_subnet is not None:
+        _ipv4(opts.outside_subnet, "--outside-subnet", network=True)
+    if opts.outside_gateway is not None:
+        _ipv4(opts.outside_gateway, "--outside-gateway")
+    for d in opts.dns_servers:
+        _ipv4(d, "--dns-server")
+
+
 def translate_all(nets: Sequence[Network], opts: OvnOptions | None = None) -> list[OvnNetwork]:
     """Every network, checked together: names and external addresses must not clash."""
     opts = opts or OvnOptions()
-    names.check_name(opts.outside_switch, element="--outside-switch", what="switch name")
+    check_options(opts)
     unknown = set(opts.external_ips) - {n.name for n in nets}
     if unknown:
         raise InvalidDefinition(
