@@ -337,3 +337,17 @@ def test_host_names_reach_the_southbound_dns_table(central: OvnCentral) -> None:
     ).stdout
     rows = [state._value(r[0]) for r in json.loads(out)["data"]]
     assert rows == [{"web": "192.168.122.10"}]
+
+
+def test_a_plan_made_against_an_older_state_fails_whole(central: OvnCentral) -> None:
+    # Two applies racing: both planned against an empty database, the second one's creates
+    # collide with the first's rows (same derived UUIDs), and none of it runs.
+    stale = ovn.apply_commands(ovn.translate_all([net("isolated")], options(external_ips={})))
+    ovn.apply([net("isolated")], central.nb, options(external_ips={}))
+    central.sync()
+    before = central.nb_file.stat().st_size
+    with pytest.raises(HostError, match="apply again"):
+        nbctl.run(central.nb, stale)
+    assert central.nb_file.stat().st_size == before
+    ovn.apply([net("isolated")], central.nb, options(external_ips={}))  # re-reads: fine
+    assert len(_list(central, "DHCP_Options", "_uuid")) == 1

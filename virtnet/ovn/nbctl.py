@@ -91,6 +91,10 @@ def run(
         err = proc.stderr.strip().replace("ovn-nbctl: ", "")
         if "Connection refused" in err or "No such file" in err or "timed out" in err:
             hint = "check that the northbound ovsdb-server listens on that address"
+        elif "duplicate uuid" in err:
+            # A plan made against an older state (another apply came first): nothing of it
+            # ran; a new apply reads the state again and updates the rows instead.
+            hint = "the database changed since this plan was made; nothing was changed: apply again"
         else:
             hint = "nothing was changed: the transaction is all or nothing"
         raise HostError(f"ovn-nbctl failed against {db}: {err}", hint=hint)
