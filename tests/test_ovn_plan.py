@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from tests.ovn_cases import EXTERNAL, XML, all_nets, net, options
 from virtnet.cli.main import cli
-from virtnet.errors import Conflict, InvalidDefinition, NotFound, NotSupported
+from virtnet.errors import Conflict, HostError, InvalidDefinition, NotFound, NotSupported
 from virtnet.loader import load_text
 from virtnet.model.network import Forward, ForwardMode, Nat, NatAddressRange
 from virtnet.ovn import (
@@ -22,6 +23,7 @@ from virtnet.ovn import (
     delete_commands,
     format_commands,
     names,
+    nbctl,
     port_commands,
     translate,
     translate_all,
@@ -461,3 +463,11 @@ def test_bad_flag_values_are_refused_naming_the_flag(kw: dict[str, object], flag
     with pytest.raises(InvalidDefinition) as exc:
         translate_all([net("isolated")], options(external_ips={}, **kw))
     assert exc.value.element == flag
+
+
+def test_an_oversized_transaction_is_a_clear_error() -> None:
+    if shutil.which("ovn-nbctl") is None:
+        pytest.skip("ovn-nbctl not installed")
+    huge = [("set", "NB_Global", ".", "external_ids:x=" + "a" * 100_000)] * 30  # 3 MB
+    with pytest.raises(HostError, match="fewer networks"):
+        nbctl.run("unix:/nonexistent/nb.sock", huge)

@@ -82,6 +82,11 @@ def run(
         proc = subprocess.run(
             args, capture_output=True, text=True, timeout=timeout + 5, check=False
         )
+    except OSError as exc:  # E2BIG: the transaction outgrew the 2 MiB command line
+        raise HostError(
+            f"cannot run ovn-nbctl with {len(commands)} commands: {exc.strerror}",
+            hint="apply fewer networks at once (about 1,200 fit in one transaction)",
+        ) from None
     except subprocess.TimeoutExpired:
         raise HostError(
             f"ovn-nbctl did not finish within {timeout} s talking to {db}",
