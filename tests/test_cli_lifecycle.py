@@ -424,3 +424,14 @@ def test_lost_or_unreadable_runtime_status_is_rebuilt(host: CliHost) -> None:
     assert f"stopped dnsmasq (pid {old[0]}) left running without its network" in out
     new = dnsmasq_pids(host.state)
     assert len(new) == 1 and new != old and br in host.links()
+
+
+def test_missing_namespace_is_a_clear_error_not_an_empty_list(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(
+        cli, ["--netns", "vt-no-such-ns", "--state-dir", str(tmp_path), "net-list", "--all"]
+    )
+    assert result.exit_code == 4
+    assert "network namespace 'vt-no-such-ns' does not exist" in result.output
+    assert "ip netns add vt-no-such-ns" in result.output

@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from virtnet.cli.context import make_settings
-from virtnet.errors import VirtnetError
+from virtnet.errors import NotFound, VirtnetError
+from virtnet.host import netns as netns_mod
 
 # Modules that add commands. Each defines register(cli: click.Group) -> None.
 COMMAND_MODULES: list[str] = [
@@ -67,6 +68,15 @@ def cli(
     """virtnet: build, verify and keep right the virtual networks VMs connect to."""
     ctx.ensure_object(dict)
     ctx.obj["settings"] = make_settings(state_dir, netns, output, verbose)
+    target = ctx.obj["settings"].netns
+    if target is not None and not ctx.resilient_parsing and not netns_mod.exists(target):
+        # Every command that acts in a namespace needs it; say so once, here.
+        raise NotFound(
+            f"network namespace {target!r} does not exist",
+            element="--netns",
+            hint=f"create it with 'ip netns add {target}', or name an existing one "
+            "('ip netns list')",
+        )
 
 
 for _name in COMMAND_MODULES:
