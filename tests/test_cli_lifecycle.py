@@ -435,3 +435,18 @@ def test_missing_namespace_is_a_clear_error_not_an_empty_list(tmp_path: Path) ->
     assert result.exit_code == 4
     assert "network namespace 'vt-no-such-ns' does not exist" in result.output
     assert "ip netns add vt-no-such-ns" in result.output
+
+
+def test_errors_are_json_when_json_is_asked_for(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(
+        cli, ["-o", "json", "--netns", "vt-no-such-ns", "--state-dir", str(tmp_path), "net-list"]
+    )
+    assert result.exit_code == 4
+    assert result.stdout == ""
+    err = json.loads(result.stderr)["error"]
+    assert err["code"] == "not-found" and err["exit_status"] == 4
+    assert err["element"] == "--netns" and "ip netns add" in err["hint"]

@@ -7,6 +7,7 @@ below is the only place that knows them all.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from typing import Any
 
@@ -36,8 +37,24 @@ class VirtnetGroup(click.Group):
         try:
             return super().invoke(ctx)
         except VirtnetError as exc:
-            click.echo(f"error: {exc}", err=True)
+            settings = (ctx.obj or {}).get("settings")
+            if settings is not None and settings.output == "json":
+                # Scripts asked for JSON: the error is JSON too (on stderr; stdout stays empty).
+                click.echo(json.dumps({"error": error_dict(exc)}), err=True)
+            else:
+                click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_status)
+
+
+def error_dict(exc: VirtnetError) -> dict[str, Any]:
+    """The documented JSON shape of an error."""
+    return {
+        "code": exc.code,
+        "exit_status": exc.exit_status,
+        "message": exc.message,
+        "element": exc.element,
+        "hint": exc.hint,
+    }
 
 
 @click.group(cls=VirtnetGroup, context_settings={"help_option_names": ["-h", "--help"]})
