@@ -111,19 +111,26 @@ def text(result: DemoResult) -> str:
     body = []
     for label, seed in SEED_TABLE.items():
         row = observed.get(label)
-        seed_cells = "  ".join(_short(c) for c in seed)
+        seed_cells = [_short(c) for c in seed]
         if row is None:
             missing = result.bridged if label == MODE_ROWS[ForwardMode.BRIDGE] else "-"
-            body.append([label, seed_cells, missing, ""])
+            body.append([label, *seed_cells, missing, "", "", "", ""])
             continue
-        obs = "  ".join(_short(c) for c in row.cells)
         ok = agree[label]
         mark = "= seed" if all(ok) else "DIFFERS"
         if label == "Open mode" and all(ok):
             mark = "= seed (host has no firewall rules: forwarding decides)"
-        body.append([label, seed_cells, obs, mark])
-    head = ("connection type", "seed 16.2.6 (host, VMs, outside, visible)", "observed", "")
-    out = [render.grid(head, body), ""]
+        body.append([label, *seed_cells, *(_short(c) for c in row.cells), mark])
+    cols = ("host", "VMs", "outside", "visible")
+    head = ("connection type", *cols, *cols, "")
+    table = render.grid(head, body)
+    # A line above the column names that says which four are the seed's and which observed.
+    widths = [len(c) for c in table.splitlines()[1].split("  ")]
+    seed_w = sum(widths[1:5]) + 2 * 3
+    obs_w = sum(widths[5:9]) + 2 * 3
+    groups = (" " * widths[0] + "  " + "seed (RHEL 16.2.6)".center(seed_w, "-") + "  "
+              + "observed".center(obs_w, "-"))
+    out = [groups, table, ""]
     out.append("columns: " + "; ".join(COLUMNS))
     diffs = result.report.differences
     if diffs:
