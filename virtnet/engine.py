@@ -16,7 +16,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,8 @@ __all__ = ["DhcpLease", "Engine", "Port", "StartReport"]
 # Test hook: the applying process SIGKILLs itself when it reaches this step (crash tests).
 CRASH_ENV = "VIRTNET_TEST_CRASH_AT"
 INTERRUPT_ENV = "VIRTNET_TEST_INTERRUPT_AT"  # ... raises KeyboardInterrupt there (Ctrl-C)
-START_STEPS = ("intent", "firewall", "bridge", "sysctl", "address", "files", "dnsmasq",
-               "launched", "active")
+START_STEPS = ("intent", "bridge", "sysctl", "address", "files", "dnsmasq", "launched",
+               "firewall", "active")
 
 
 @dataclass(frozen=True)
@@ -287,7 +286,7 @@ class Engine:
         return StartReport(net.name, "", True, started.messages, time.perf_counter() - t0)
 
     def _check_bridge_free(self, plan: NetworkPlan) -> None:
-        link = self.nl.get(plan.bridge.name)
+        link = self.nl.get_raw(plan.bridge.name)  # one raw round trip: the common case is none
         if link is None:
             return
         if link.alias == plan.bridge.alias:
@@ -324,25 +323,19 @@ class Engine:
         }
 
     def _apply_starts(self, plans: Sequence[NetworkPlan]) -> None:
+        """Bridges (two netlink round trips each), files, every dnsmasq launched; while they
+        start up in their own processes, the rules go in (one nft transaction, in-process);
+        then each dnsmasq is waited for and the networks recorded active."""
         records = {p.name: self._intent(p) for p in plans}
         _step("intent")
         rv = Reverter()
         step, current = "recording the intent", plans[0].name
-        fw: _Background | None = None
         try:
             with self.store.transaction():
                 for name, rec in records.items():
                     self._put(name, rec)
                     rv.add(f"runtime record {name}", _bind(self.store.delete_runtime,
                                                            self.netns, name))
-            walled = [p.network for p in plans if p.firewall]
-            if walled:
-                # nft runs in its own process meanwhile: its sets are keyed by interface
-                # name, so the rules may come before the bridges do.
-                step = "adding firewall rules"
-                _step("firewall")
-                fw = _Background(lambda: self._firewall_add(walled))
-                rv.add("firewall rules", _bind(self._undo_firewall, fw, walled))
             for plan in plans:
                 current, spec, dm = plan.name, plan.bridge, plan.dnsmasq
                 step = f"creating bridge {spec.name}"
@@ -362,6 +355,7 @@ class Engine:
                     rv.add(f"dnsmasq files of {plan.name}",
                            _bind(self._remove_files, records[plan.name]["dnsmasq"]["files"]))
             # every dnsmasq launched at once, then each waited for: their start-up overlaps
+            # with each other's and with the firewall transaction below
             launching = []
             for plan in plans:
                 if plan.dnsmasq is not None:
@@ -375,6 +369,13 @@ class Engine:
                                  plan.dnsmasq.pidfile))
                     launching.append((plan, proc))
             _step("launched")
+            walled = [p.network for p in plans if p.firewall]
+            if walled:
+                current, step = ", ".join(n.name for n in walled), "adding firewall rules"
+                _step("firewall")
+                # registered first: the undo copes with rules that never went in
+                rv.add("firewall rules", _bind(self._firewall_release, walled))
+                self._firewall_add(walled)
             failure: Exception | None = None
             for plan, proc in launching:
                 assert plan.dnsmasq is not None
@@ -382,15 +383,12 @@ class Engine:
                     pid = dnsmasq_proc.finish(proc, plan.dnsmasq.conf, plan.dnsmasq.pidfile)
                 except Exception as exc:  # wait for the others too, so all can be undone
                     if failure is None:
-                        failure, current = exc, plan.name
+                        failure, current, step = exc, plan.name, "starting dnsmasq"
                     continue
                 rv.add(f"dnsmasq {pid}", _bind(dnsmasq_proc.stop, pid, plan.dnsmasq.conf))
                 records[plan.name]["dnsmasq"]["pid"] = pid
             if failure is not None:
                 raise failure
-            if fw is not None:
-                current, step = ", ".join(n.name for n in walled), "adding firewall rules"
-                fw.result()
             step = "recording the network as active"
             _step("active")
             with self.store.transaction():
@@ -445,10 +443,6 @@ class Engine:
             new = {n.name for n in nets}
             keep = [n for n in self._active_networks().values() if n.name not in new]
             firewall.apply_script(self.netns, firewall.render_table([*keep, *nets]))
-
-    def _undo_firewall(self, fw: _Background, nets: Sequence[Network]) -> None:
-        fw.wait()
-        self._firewall_release(nets)
 
     def _firewall_release(self, nets: Sequence[Network], *, crashed: bool = False) -> None:
         """Take NETS' rules out in one transaction; when no other network needs the table,
@@ -548,8 +542,9 @@ class Engine:
 
     def _teardown_many(self, recs: dict[str, dict[str, Any]], *, crashed: bool) -> list[str]:
         """Remove what the records say the networks have; returns what could not be removed.
-        Order: nft in parallel; SIGTERM to every dnsmasq; ports and bridges; wait for the
-        dnsmasq exits; then their files (an exiting dnsmasq may still write its leases)."""
+        Order: nft in a thread meanwhile; SIGTERM to every dnsmasq; ports and bridges in one
+        request; wait for the dnsmasq exits; then their files (an exiting dnsmasq may still
+        write its leases)."""
         errors: list[str] = []
 
         def attempt(what: str, fn: Callable[[], object]) -> None:
@@ -561,7 +556,7 @@ class Engine:
         nets = {n: rec_mod.network_from_json(r["definition"]) for n, r in recs.items()}
         walled = [nets[n] for n, r in recs.items() if r.get("firewall")]
         fw = None
-        if walled:  # in parallel with the rest (nft is its own process)
+        if walled:  # in a thread, meanwhile: libnftables and the kernel release the GIL
             fw = _Background(lambda: self._firewall_release(walled, crashed=crashed))
         stopping: list[dnsmasq_proc.Stopping] = []
         for rec in recs.values():
@@ -576,31 +571,30 @@ class Engine:
             if crashed or not pids:
                 pids.update(dnsmasq_proc.find(conf))
             stopping += [dnsmasq_proc.Stopping(pid, conf) for pid in sorted(pids)]
-        with_ports = [n for n, r in recs.items() if r.get("ports") or crashed]
-        if with_ports:
-            for dev in self.nl.links():  # one dump for all of them
-                port = ports_mod.parse_alias(dev, "")
-                if port is not None and port.network in with_ports:
-                    attempt(f"port {dev.name}", _bind(self.nl.delete, dev.name))
-        doomed = []
-        for name, rec in recs.items():
-            if rec.get("host_bridge"):
-                continue  # never the host's bridge
-            bridge = rec["bridge"]
-            link = self.nl.get(bridge)
-            if link is not None and (link.alias == ALIAS_PREFIX + name
-                                     or (crashed and not link.alias)):
-                doomed.append(bridge)
-        if len(doomed) > 1:
-            # The kernel takes ~30 ms to unregister a device, mostly waiting for RCU; a few
-            # deletions in flight at once overlap those waits (each thread its own socket).
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                for bridge, exc in zip(doomed, pool.map(self._delete_quietly, doomed),
-                                       strict=True):
-                    if exc is not None:
-                        errors.append(f"bridge {bridge}: {exc}")
-        elif doomed:
-            attempt(f"bridge {doomed[0]}", _bind(self.nl.delete, doomed[0]))
+        # The links: each bridge that is ours (by alias) and the ports on them, deleted in
+        # one request (links.delete_links). One network without ports: one raw lookup;
+        # otherwise one dump of the namespace's links.
+        bridges = {r["bridge"]: n for n, r in recs.items() if not r.get("host_bridge")}
+        with_ports = {n for n, r in recs.items() if r.get("ports") or crashed}
+        try:
+            if len(bridges) <= 1 and not with_ports:
+                present = [link for b in bridges if (link := self.nl.get_raw(b)) is not None]
+            else:
+                present = self.nl.rtnl.dump_links()
+        except VirtnetError as exc:
+            errors.append(f"links: {exc.message}")
+            present = []
+        doomed = [
+            link for link in present
+            if (owner := bridges.get(link.name)) is not None
+            and (link.alias == ALIAS_PREFIX + owner or (crashed and not link.alias))
+            or ports_mod.alias_network(link.alias) in with_ports
+        ]
+        try:
+            left = self.nl.delete_links(doomed, {link.group for link in present})
+        except OSError as exc:
+            left = [f"{', '.join(link.name for link in doomed)}: {exc}"]
+        errors += [f"link {e}" for e in left]
         for st in stopping:
             attempt(f"dnsmasq {st.pid}", st.wait)
         if crashed:
@@ -618,13 +612,6 @@ class Engine:
         if fw is not None:
             attempt("firewall rules", fw.result)
         return errors
-
-    def _delete_quietly(self, name: str) -> Exception | None:
-        try:
-            self.nl.delete(name)
-            return None
-        except Exception as exc:
-            return exc
 
     # -- reconcile ----------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """Applying virtnet's table in a namespace, reading it back, and finding drift.
 
-Every call is one ``nft`` process inside the target namespace (``None`` = root namespace,
-which only production use should pass). ``nft -f`` runs a whole script as one transaction:
-when any line fails nothing of it is applied, so a HostError here never leaves the table
-half-changed.
+Every call is one nft run inside the target namespace (``None`` = root namespace, which
+only production use should pass): in-process through libnftables where it is installed,
+else an ``nft`` process (``nftlib``). A script runs as one transaction: when any line fails
+nothing of it is applied, so a HostError here never leaves the table half-changed.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from virtnet.errors import HostError
+from virtnet.firewall import nftlib
 from virtnet.firewall.elements import merged_elements, merged_extra_chains
 from virtnet.firewall.parts import canon_json_element
 from virtnet.firewall.render import render_delete_table
@@ -27,7 +28,6 @@ from virtnet.firewall.schema import (
     ChainSpec,
     masq_ports_chain_spec,
 )
-from virtnet.host import netns as netns_mod
 from virtnet.model.network import Network
 
 _ABSENT = "No such file or directory"
@@ -41,7 +41,7 @@ def apply_script(netns: str | None, script: str) -> None:
     """Run SCRIPT with ``nft -f -`` in NETNS as one transaction; HostError with nft's message."""
     if not script.strip():
         return
-    proc = netns_mod.run(netns, ["nft", "-f", "-"], input=script, check=False)
+    proc = nftlib.run(netns, script)
     if proc.returncode != 0:
         raise HostError(
             f"nft refused the firewall change in {_where(netns)}; nothing of it was applied:\n"
@@ -53,7 +53,7 @@ def apply_script(netns: str | None, script: str) -> None:
 
 def check_script(netns: str | None, script: str) -> None:
     """``nft -c -f -``: parse and validate against the kernel without changing anything."""
-    proc = netns_mod.run(netns, ["nft", "-c", "-f", "-"], input=script, check=False)
+    proc = nftlib.run(netns, script, check_only=True)
     if proc.returncode != 0:
         raise HostError(
             f"nft rejects the script (check only, nothing changed):\n{proc.stderr.strip()}",
@@ -62,8 +62,7 @@ def check_script(netns: str | None, script: str) -> None:
 
 
 def _list(netns: str | None, *, as_json: bool) -> str | None:
-    argv = ["nft", *(["-j"] if as_json else []), "list", "table", *TABLE_REF.split()]
-    proc = netns_mod.run(netns, argv, check=False)
+    proc = nftlib.run(netns, f"list table {TABLE_REF}", json=as_json)
     if proc.returncode != 0:
         if _ABSENT in proc.stderr:
             return None

@@ -9,6 +9,7 @@ through a pidfd, so a recycled PID is never hit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import select
@@ -22,6 +23,7 @@ from virtnet.host.nsenter import entered
 DNSMASQ = "dnsmasq"
 
 
+@functools.cache
 def run_user() -> str:
     """The unprivileged user dnsmasq switches to: 'dnsmasq' (Debian's dnsmasq-base) or nobody."""
     try:

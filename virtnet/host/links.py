@@ -10,10 +10,11 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import secrets
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -24,7 +25,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from virtnet.errors import HostError
 from virtnet.host import rtnl
 from virtnet.host.nsenter import entered
-from virtnet.host.rtnl import Rtnl
+from virtnet.host.rtnl import RawLink, Rtnl
 from virtnet.plan import BridgeSpec, ObservedBridge
 
 PORT_ALIAS = "virtnet-port:"
@@ -141,6 +142,17 @@ class Netlink:
             if exc.code == errno.ENODEV:
                 return None
             raise HostError(f"cannot read link {name}: {exc}") from None
+
+    def get_raw(self, name: str) -> RawLink | None:
+        """Index, alias, group and master of link NAME in one raw round trip (~0.05 ms, where
+        ``get`` through pyroute2 costs ~1 ms); None when there is no such link."""
+        (reply,) = self.rtnl.run([rtnl.get_link(name)])
+        if reply.error == errno.ENODEV:
+            return None
+        if reply.error or reply.link is None:
+            detail = reply.message or os.strerror(reply.error)
+            raise HostError(f"cannot read link {name}: {detail}")
+        return reply.link
 
     def links(self) -> Iterator[LinkInfo]:
         for msg in self.ipr.link("dump"):
@@ -262,6 +274,41 @@ class Netlink:
                 self.add_address(index, cidr, spec.name)
         if not seen.up:
             self.set_up(index)
+
+    def delete_many(self, names: Sequence[str]) -> list[str]:
+        """Delete links NAMES (a deleted veth takes its peer along); returns what could not be
+        deleted, as "NAME: reason"."""
+        if len(names) <= 1:
+            return [f"{n}: {e}" for n in names if (e := self._delete_error(n))]
+        present = self.rtnl.dump_links()
+        wanted = set(names)
+        return self.delete_links([link for link in present if link.name in wanted],
+                                 {link.group for link in present})
+
+    def delete_links(self, doomed: Sequence[RawLink], used_groups: Collection[int]
+                     ) -> list[str]:
+        """Delete DOOMED (from a dump in which USED_GROUPS are all the link groups seen);
+        returns what could not be deleted. Several go in one request: they are given a link
+        group no other link in the namespace has and the group is deleted, so the kernel's
+        RCU waits (~17 ms a bridge here, ~35 ms when deleted alone) are paid together."""
+        if len(doomed) <= 1:
+            return [f"{n.name}: {e}" for n in doomed if (e := self._delete_error(n.name))]
+        group = secrets.randbelow(1 << 30) + (1 << 30)
+        while group in used_groups:
+            group = secrets.randbelow(1 << 30) + (1 << 30)
+        marks = [rtnl.set_group(link.index, group, link.name) for link in doomed]
+        replies = self.rtnl.run([*marks, rtnl.del_group(group)])
+        if not any(r.error for r in replies):
+            return []
+        # Something refused: whatever is left of the group goes one by one, for the details
+        # (and so no link of ours keeps the group).
+        return [f"{link.name}: {e}" for link in doomed if (e := self._delete_error(link.name))]
+
+    def _delete_error(self, name: str) -> str | None:
+        (reply,) = self.rtnl.run([rtnl.del_link(name)])
+        if reply.error in (0, errno.ENODEV):
+            return None
+        return reply.message or os.strerror(reply.error)
 
     def delete(self, name: str) -> bool:
         """Delete link NAME; False if it was not there."""

@@ -45,6 +45,13 @@ def alias(port: Port) -> str:
     return f"{PORT_ALIAS}{port.network} kind={port.kind} peer={peer} mac={port.mac or '-'}"
 
 
+def alias_network(alias: str | None) -> str | None:
+    """The network a port's alias names; None when ALIAS is not a port's."""
+    if not alias or not alias.startswith(PORT_ALIAS):
+        return None
+    return alias[len(PORT_ALIAS):].split(" ", 1)[0]
+
+
 def parse_alias(link: LinkInfo, bridge: str) -> Port | None:
     if not link.alias or not link.alias.startswith(PORT_ALIAS):
         return None

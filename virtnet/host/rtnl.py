@@ -33,6 +33,7 @@ NLMSG_DONE = 3
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 NLM_F_ACK_TLVS = 0x200
+NLM_F_DUMP = 0x300
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 NLMSGERR_ATTR_MSG = 1
@@ -48,7 +49,9 @@ IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MTU = 4
 IFLA_LINKINFO = 18
+IFLA_MASTER = 10
 IFLA_IFALIAS = 20
+IFLA_GROUP = 27
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 IFLA_BR_FORWARD_DELAY = 1
@@ -119,6 +122,23 @@ def get_link(name: str) -> Request:
                    + attr(IFLA_IFNAME, cstr(name)), f"read link {name}")
 
 
+def del_link(name: str) -> Request:
+    return Request(RTM_DELLINK, 0, _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+                   + attr(IFLA_IFNAME, cstr(name)), f"delete link {name}")
+
+
+def set_group(index: int, group: int, name: str) -> Request:
+    return Request(RTM_SETLINK, 0, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0)
+                   + attr(IFLA_GROUP, u32(group)), f"mark {name} for deletion")
+
+
+def del_group(group: int) -> Request:
+    """Delete every link of GROUP in one request: the kernel unregisters them together, so
+    the RCU waits of a device's removal are paid once for all, not once per device."""
+    return Request(RTM_DELLINK, 0, _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+                   + attr(IFLA_GROUP, u32(group)), f"delete link group {group}")
+
+
 def set_link(index: int, *, alias: str | None = None, up: bool = False, what: str) -> Request:
     flags = IFF_UP if up else 0
     body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, flags)
@@ -143,6 +163,40 @@ class Reply:
     error: int  # 0 or a positive errno
     message: str  # the kernel's extended-ack text, if any
     link_index: int | None = None  # for get_link
+    link: RawLink | None = None  # for get_link
+
+
+@dataclass(frozen=True)
+class RawLink:
+    """The few facts of a link the start and stop paths need (from RTM_NEWLINK)."""
+
+    index: int
+    name: str
+    alias: str | None
+    group: int
+    master: int | None
+
+
+def _parse_link(data: bytes, off: int, length: int) -> RawLink:
+    _f, _t, index, _fl, _ch = _IFINFO.unpack_from(data, off + _HDR.size)
+    name, alias, group, master = "", None, 0, None
+    pos, end = off + _HDR.size + _IFINFO.size, off + length
+    while pos + 4 <= end:
+        alen, atype = struct.unpack_from("=HH", data, pos)
+        if alen < 4:
+            break
+        payload = data[pos + 4:pos + alen]
+        atype &= 0x3FFF
+        if atype == IFLA_IFNAME:
+            name = payload.split(b"\0", 1)[0].decode()
+        elif atype == IFLA_IFALIAS:
+            alias = payload.split(b"\0", 1)[0].decode(errors="replace") or None
+        elif atype == IFLA_GROUP:
+            (group,) = struct.unpack_from("=I", payload)
+        elif atype == IFLA_MASTER:
+            (master,) = struct.unpack_from("=I", payload)
+        pos += _align(alen)
+    return RawLink(index, name, alias, group, master)
 
 
 class Rtnl:
@@ -179,7 +233,7 @@ class Rtnl:
         self.seq += len(requests)
         self.sock.send(bytes(out))
         replies: dict[int, Reply] = {}
-        links: dict[int, int] = {}
+        links: dict[int, RawLink] = {}
         while len(replies) < len(requests):
             data = self.sock.recv(65536)
             off = 0
@@ -192,12 +246,38 @@ class Rtnl:
                     if mtype == NLMSG_ERROR:
                         (err,) = struct.unpack_from("=i", data, off + _HDR.size)
                         text = _ext_ack_text(data, off, length, flags) if err else ""
-                        replies[idx] = Reply(-err, text, links.get(idx))
+                        link = links.get(idx)
+                        replies[idx] = Reply(-err, text, link.index if link else None, link)
                     elif mtype == RTM_NEWLINK:
-                        _f, _t, index, _fl, _ch = _IFINFO.unpack_from(data, off + _HDR.size)
-                        links[idx] = index
+                        links[idx] = _parse_link(data, off, length)
                 off += _align(length)
         return [replies[i] for i in range(len(requests))]
+
+    def dump_links(self) -> list[RawLink]:
+        """Every link of the namespace (one RTM_GETLINK dump, parsed for a few attributes)."""
+        with self._lock:
+            self.seq += 1
+            seq = self.seq
+            body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+            self.sock.send(_HDR.pack(_HDR.size + len(body), RTM_GETLINK,
+                                     NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
+            out: list[RawLink] = []
+            while True:
+                data = self.sock.recv(1 << 20)
+                off = 0
+                while off + _HDR.size <= len(data):
+                    length, mtype, _flags, rseq, _pid = _HDR.unpack_from(data, off)
+                    if length < _HDR.size:
+                        break
+                    if rseq == seq:
+                        if mtype == NLMSG_DONE:
+                            return out
+                        if mtype == NLMSG_ERROR:
+                            (err,) = struct.unpack_from("=i", data, off + _HDR.size)
+                            raise HostError(f"cannot list links: {os.strerror(-err)}")
+                        if mtype == RTM_NEWLINK:
+                            out.append(_parse_link(data, off, length))
+                    off += _align(length)
 
     def check(self, requests: Sequence[Request]) -> list[Reply]:
         """run(); the first failure becomes a HostError naming the request."""
