@@ -81,10 +81,14 @@ def start_stop(
     starts, stops = [], []
     c0 = cpu()
     t0 = time.perf_counter()
+    step = n // 10 if n >= 200 else 0
     for i in range(n):
         t = time.perf_counter()
         engine.start(network(i))
         starts.append(time.perf_counter() - t)
+        if step and (i + 1) % step == 0:  # the growth: mean start time per block
+            print(f"{'':15s}starts {i + 2 - step:4d}-{i + 1:4d}: mean "
+                  f"{statistics.mean(starts[-step:]) * 1000:6.1f} ms", flush=True)
     total_start = time.perf_counter() - t0
     c1 = cpu()
     dns_cpu = dnsmasq_cpu(engine)
@@ -96,6 +100,9 @@ def start_stop(
         t = time.perf_counter()
         engine.stop(f"bench{i}")
         stops.append(time.perf_counter() - t)
+        if step and (i + 1) % step == 0:
+            print(f"{'':15s}stops  {i + 2 - step:4d}-{i + 1:4d}: mean "
+                  f"{statistics.mean(stops[-step:]) * 1000:6.1f} ms", flush=True)
     total_stop = time.perf_counter() - t0
     c2 = cpu()
     print(f"{n:5d} networks  start total {total_start:7.2f} s  per network {fmt_ms(starts)}  "

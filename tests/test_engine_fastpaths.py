@@ -4,6 +4,7 @@ links deleted together as one link group, touching no other link."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,13 @@ def test_raw_lookup_reads_alias(ns: str) -> None:
         assert nl.get_raw("nosuch") is None
         assert nl.delete_many(["vfa"]) == []
         assert nl.get_raw("vfa") is None
+
+
+def test_hundreds_of_links_in_one_deletion(ns: str, tmp_path: Path) -> None:
+    # more marks than one netlink send may carry acks for: they go in chunks
+    batch = tmp_path / "links"
+    batch.write_text("".join(f"link add vfv{i} type veth peer name vfw{i}\n" for i in range(300)))
+    sh(ns, "ip", "-batch", str(batch))
+    with Netlink(ns) as nl:
+        assert nl.delete_many([f"vfv{i}" for i in range(300)]) == []
+        assert {link.name for link in nl.rtnl.dump_links()} == {"lo"}

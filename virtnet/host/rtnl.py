@@ -61,6 +61,8 @@ IFA_LOCAL = 2
 IFA_BROADCAST = 4
 IFF_UP = 0x1
 
+CHUNK = 128  # requests per sendmsg: their acks (~1 KiB of buffer each) fit the socket
+
 _HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
@@ -217,9 +219,13 @@ class Rtnl:
         self.sock.close()
 
     def run(self, requests: Sequence[Request]) -> list[Reply]:
-        """Send REQUESTS in one sendmsg; returns one Reply each, in order."""
+        """Send REQUESTS in one sendmsg (in chunks of CHUNK: the kernel drops acks that do
+        not fit the socket's receive buffer, ENOBUFS); returns one Reply each, in order."""
         with self._lock:
-            return self._run(requests)
+            out: list[Reply] = []
+            for i in range(0, len(requests), CHUNK):
+                out += self._run(requests[i:i + CHUNK])
+            return out
 
     def _run(self, requests: Sequence[Request]) -> list[Reply]:
         first = self.seq + 1
