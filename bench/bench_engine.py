@@ -267,8 +267,9 @@ def main() -> None:
         t = time.perf_counter()
         listed = len(engine.list_ports("bench0"))
         lt = time.perf_counter() - t
-        print(f"{args.ports:5d} ports on one network  add total {total:6.2f} s  per port "
-              f"{fmt_ms(adds)}; list_ports {lt * 1000:.0f} ms ({listed} ports)")
+        if args.ports:
+            print(f"{args.ports:5d} ports on one network  add total {total:6.2f} s  per port "
+                  f"{fmt_ms(adds)}; list_ports {lt * 1000:.0f} ms ({listed} ports)")
         netns.delete(peers)  # the kernel tears the veths down with the namespace
         made.remove(peers)
         one = iperf(engine, host, vm, outside, args.iperf_runs)
