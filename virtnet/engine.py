@@ -351,7 +351,7 @@ class Engine:
                 if dm is not None:
                     step = "writing dnsmasq files"
                     _step("files")
-                    self._write_files(dm.files)
+                    self._write_files(dm.files, atomic=False)
                     rv.add(f"dnsmasq files of {plan.name}",
                            _bind(self._remove_files, records[plan.name]["dnsmasq"]["files"]))
             # every dnsmasq launched at once, then each waited for: their start-up overlaps
@@ -419,14 +419,22 @@ class Engine:
                     changed.append(str(sc))
         return changed
 
-    def _write_files(self, files: Sequence[tuple[Path, str]]) -> None:
+    def _write_files(self, files: Sequence[tuple[Path, str]], *, atomic: bool = True) -> None:
+        """Write FILES world-readable (dnsmasq re-reads host files as its unprivileged user
+        on SIGHUP). ATOMIC: through a temporary file and a rename, for a running dnsmasq;
+        a network being started has none yet, so it writes them in place."""
+        made: set[Path] = set()
         for path, text in files:
-            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            # dnsmasq re-reads host files as its unprivileged user on SIGHUP: world-readable.
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            if path.parent not in made:
+                path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                made.add(path.parent)
+            target = path.with_name(path.name + ".tmp") if atomic else path
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            with open(fd, "w", closefd=True) as fh:
+                os.fchmod(fd, 0o644)  # whatever the umask
+                fh.write(text)
+            if atomic:
+                os.replace(target, path)
 
     def _remove_files(self, files: Sequence[str]) -> None:
         for f in files:
