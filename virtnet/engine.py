@@ -1,7 +1,8 @@
 """The engine: start, stop and reconcile virtual networks inside one network namespace.
 
-One apply = one netlink socket (kept for the Engine's life), one atomic ``nft -f``
-transaction, then the dnsmasq changes. Every step registers its undo with a Reverter, so a
+One apply = one netlink socket (kept for the Engine's life), one atomic nftables
+transaction (in-process through libnftables, see firewall/nftlib.py), then the dnsmasq
+changes. Every step registers its undo with a Reverter, so a
 failure part-way leaves nothing behind. Before the first host change the runtime record is
 written with ``state: starting`` (the intent); after a kill -9 at any point the next start,
 stop or reconcile finds that record and removes whatever part of the network exists.
