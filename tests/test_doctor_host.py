@@ -141,8 +141,11 @@ def test_foreign_dnsmasq_on_port_53_and_our_dead_dnsmasq(lab: Lab) -> None:
     lab.engine.start(nat_network("pc", bridge, 56))
     (ours,) = lab.dnsmasq_pids()
     os.kill(ours, signal.SIGKILL)
-    deadline = time.monotonic() + 2
-    while lab.dnsmasq_pids() and time.monotonic() < deadline:
+    # Gone means its sockets are gone too: the kernel releases them a moment after the
+    # process has left /proc, and the other server below must find the port free.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (
+            lab.dnsmasq_pids() or "10.77.56.1:53 " in sh(lab.host, "ss", "-H", "-lntu")):
         time.sleep(0.02)
     # a host-wide dnsmasq that grabbed the bridge address (no except-interface for it)
     other = subprocess.Popen(
@@ -150,9 +153,21 @@ def test_foreign_dnsmasq_on_port_53_and_our_dead_dnsmasq(lab: Lab) -> None:
          "--bind-interfaces", "--listen-address=10.77.56.1", "--port=53", "--pid-file=",
          "--user=nobody"], stderr=subprocess.PIPE)
     lab.pids.append(other.pid)
-    deadline = time.monotonic() + 3
-    while ":53 " not in sh(lab.host, "ss", "-H", "-lnu") and time.monotonic() < deadline:
+    # Wait until the other server holds port 53 over UDP and TCP (its start-up can lag under
+    # load); if it never does, say why instead of diagnosing a host without the conflict.
+    def holds_port() -> bool:
+        out = sh(lab.host, "ss", "-H", "-lntup")
+        return sum(f"pid={other.pid}," in line and ":53 " in line
+                   for line in out.splitlines()) >= 2
+
+    deadline = time.monotonic() + 5
+    while not holds_port() and other.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    if not holds_port():
+        other.kill()
+        _, err = other.communicate()
+        raise AssertionError(f"the other dnsmasq did not take port 53: {err.decode()!r}"
+                             + sh(lab.host, "ss", "-H", "-lntup"))
     findings = diagnose(lab, "pc")
     dead = only(findings, "dnsmasq-dead")
     assert dead.network == "pc" and f"(pid {ours})" in dead.what and "reconcile pc" in dead.fix
