@@ -245,22 +245,30 @@ class Engine:
                                              time.perf_counter() - t0)
         return [reports[n] for n in names]
 
+    def _active_or_cleared(self, net: Network) -> dict[str, Any] | None:
+        """For bridged/direct starts, under the lock: the record when NET is already active
+        as defined (a no-op start); otherwise clear what an interrupted start left, None."""
+        rec = self._record(net.name)
+        if rec is not None and rec.get("state") == rec_mod.ACTIVE:
+            if rec_mod.network_from_json(rec["definition"]) != net:
+                raise Conflict(
+                    f"network {net.name!r} is already active with a different definition",
+                    hint=f"stop it first (virtnet net-destroy {net.name}), then start it",
+                )
+            return rec
+        if rec is not None:
+            self._teardown(net.name, rec, crashed=True)
+            self.store.delete_runtime(self.netns, net.name)
+        return None
+
     def _start_bridged(self, net: Network, *, force: bool) -> StartReport:
         """Bridged mode: check the host's bridge and its uplinks, record the network; no
         bridge, rules or dnsmasq of its own (virtnet.bridged)."""
         t0 = time.perf_counter()
         with self._lock():
-            rec = self._record(net.name)
-            if rec is not None and rec.get("state") == rec_mod.ACTIVE:
-                if rec_mod.network_from_json(rec["definition"]) != net:
-                    raise Conflict(
-                        f"network {net.name!r} is already active with a different definition",
-                        hint=f"stop it first (virtnet net-destroy {net.name}), then start it",
-                    )
-                return StartReport(net.name, rec["bridge"], False, (), time.perf_counter() - t0)
+            rec = self._active_or_cleared(net)
             if rec is not None:
-                self._teardown(net.name, rec, crashed=True)
-                self.store.delete_runtime(self.netns, net.name)
+                return StartReport(net.name, rec["bridge"], False, (), time.perf_counter() - t0)
             started = bridged.start_bridged(net, netns=self.netns, force=force)
             self._put(net.name, bridged.runtime_record(net, started, rec_mod.network_to_json(net)))
         return StartReport(net.name, started.bridge, True, started.messages,
@@ -271,17 +279,8 @@ class Engine:
         network; ports become macvtap/macvlan devices one by one (virtnet.direct)."""
         t0 = time.perf_counter()
         with self._lock():
-            rec = self._record(net.name)
-            if rec is not None and rec.get("state") == rec_mod.ACTIVE:
-                if rec_mod.network_from_json(rec["definition"]) != net:
-                    raise Conflict(
-                        f"network {net.name!r} is already active with a different definition",
-                        hint=f"stop it first (virtnet net-destroy {net.name}), then start it",
-                    )
+            if self._active_or_cleared(net) is not None:
                 return StartReport(net.name, "", False, (), time.perf_counter() - t0)
-            if rec is not None:
-                self._teardown(net.name, rec, crashed=True)
-                self.store.delete_runtime(self.netns, net.name)
             started = direct.start_direct(net, netns=self.netns, force=force)
             self._put(net.name, direct.runtime_record(net, started, rec_mod.network_to_json(net)))
         return StartReport(net.name, "", True, started.messages, time.perf_counter() - t0)

@@ -210,21 +210,4 @@ class Stopping:
 
 def stop(pid: int, conf: Path, *, timeout: float = 2.0) -> bool:
     """Terminate our dnsmasq PID and wait for it to exit; False if it was not running."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return False
-    try:
-        if not is_ours(pid, conf):
-            return False
-        signal.pidfd_send_signal(fd, signal.SIGTERM)
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        if not poller.poll(int(timeout * 1000)):
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-            poller.poll(int(timeout * 1000))
-        return True
-    except ProcessLookupError:
-        return True
-    finally:
-        os.close(fd)
+    return Stopping(pid, conf).wait(timeout)
