@@ -1,0 +1,1 @@
+"""Connection types: what each is (``traits``) and, per type, its policy."""
