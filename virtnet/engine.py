@@ -23,6 +23,7 @@ from typing import Any
 
 from virtnet import bridged, direct, firewall
 from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
+from virtnet.host import conntrack
 from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import leases as leases_mod
 from virtnet.host import ports as ports_mod
@@ -657,6 +658,10 @@ class Engine:
             if drift:
                 firewall.apply_script(self.netns, firewall.render_table(active))
                 repairs.append("nftables: table inet virtnet restored (" + "; ".join(drift) + ")")
+                # What the hole let in must not outlive it.
+                for gone in conntrack.forget_admitted(self.netns, active):
+                    repairs.append(f"conntrack: {gone.flows} flow(s) {gone.direction} "
+                                   f"{gone.subnet} admitted while the table was damaged removed")
         return repairs
 
     def _repair(self, name: str, rec: dict[str, Any]) -> list[str]:
