@@ -23,12 +23,11 @@ from typing import Any
 
 from virtnet import bridged, direct, firewall
 from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
-from virtnet.host import conntrack
+from virtnet.host import conntrack, sysctl
 from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import leases as leases_mod
 from virtnet.host import ports as ports_mod
 from virtnet.host import record as rec_mod
-from virtnet.host import sysctl
 from virtnet.host.leases import DhcpLease
 from virtnet.host.links import Netlink
 from virtnet.host.nsenter import entered
