@@ -8,7 +8,8 @@ libvirt 9.0's semantics, per network with bridge BR and subnets S (its iptables 
   ``same_bridge`` (VM<->VM accepted).
 - nat: S may leave BR (only towards ``<forward dev>`` when given); only replies may enter
   (verdict ``jump forward_established``, which rejects what is not a reply itself);
-  masquerade S to not-S, TCP/UDP source ports 1024-65535 unless ``<nat><port>`` (via a verdict map to a per-range chain);
+  masquerade S to not-S, TCP/UDP source ports 1024-65535 unless ``<nat><port>`` (via a
+  verdict map to a per-range chain);
   224.0.0.0/24 and 255.255.255.255 (IPv6: ff02::/16) not NATed;
   ``<nat><address>`` gives SNAT to that IPv4 range instead.
   IPv6 subnets are NATed only with ``<nat ipv6='yes'>``; otherwise libvirt routes them
