@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from virtnet import bridged, direct, firewall
-from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
+from virtnet.errors import Conflict, HostError, NotFound, NotSupported, VirtnetError
 from virtnet.host import conntrack, sysctl
 from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import leases as leases_mod
@@ -758,13 +758,27 @@ class Engine:
         peer_netns: str | None = None,
         peer_name: str = "eth0",
         mac: str | None = None,
+        owner: str | int | None = None,
+        group: str | int | None = None,
     ) -> Port:
-        """Attach a port to active NETWORK: a veth with its far end in PEER_NETNS, or a tap."""
+        """Attach a port to active NETWORK: a veth with its far end in PEER_NETNS, or a tap
+        (owned by OWNER and/or GROUP; root alone when neither is given)."""
         if mac is not None:
             mac = _check_mac(mac)
+        uid, gid = ports_mod.resolve_user(owner), ports_mod.resolve_group(group)
         with self._lock():
             rec = self._active_record(network)
+            if mac is not None:
+                self._check_mac_free(network, mac)
             if rec.get("direct") is not None:
+                if uid is not None or gid is not None:
+                    raise NotSupported(
+                        "--owner/--group for macvtap ports: the /dev/tapN node's ownership "
+                        "is set by the host's udev rules", element="port owner",
+                        hint="drop --owner/--group; give the VM's user access with a udev "
+                             "rule for /dev/tap*")
+                ports_mod.check_options("macvtap" if kind == "tap" else kind,
+                                        peer_netns=peer_netns, owner=None, group=None)
                 return direct.add_port(
                     self.nl, rec, lambda r: self._put(network, r), network=network, kind=kind,
                     name=name, peer_netns=peer_netns, peer_name=peer_name, mac=mac,
@@ -780,7 +794,19 @@ class Engine:
             return ports_mod.create(
                 self.nl, network=network, bridge=bridge, bridge_index=link.index, kind=kind,
                 name=name, peer_netns=peer_netns, peer_name=peer_name, mac=mac,
+                owner=uid, group=gid,
             )
+
+    def _check_mac_free(self, network: str, mac: str) -> None:
+        """One MAC per network: a second port with it would steal the first one's traffic
+        and DHCP reservation."""
+        for port in self.list_ports(network):
+            if port.mac and port.mac.lower() == mac.lower():
+                raise Conflict(
+                    f"MAC {mac} is already used by port {port.name} of network {network!r}",
+                    element="port mac",
+                    hint=f"give another --mac, or remove that port first "
+                         f"(virtnet port-delete {network} {port.name})")
 
     def list_ports(self, network: str) -> list[Port]:
         rec = self._active_record(network)
