@@ -150,6 +150,10 @@ class Engine:
             )
         return rec
 
+    def running_definitions(self) -> dict[str, Network]:
+        """Every active network's running definition, from one consistent read."""
+        return self._active_networks()
+
     def _active_networks(self) -> dict[str, Network]:
         return {
             n: rec_mod.network_from_json(r["definition"])

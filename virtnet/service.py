@@ -155,15 +155,17 @@ class Service:
 
     def list_networks(self) -> list[NetworkInfo]:
         """Every defined network plus any active one whose definition is gone, by name."""
-        active = self._active_names()
+        # One read of the runtime records: a network that stops meanwhile is listed as it
+        # was, never an error (reading them one by one raced with concurrent starts/stops).
+        running = self.engine.running_definitions()
         out: dict[str, NetworkInfo] = {}
         for d in self.store.list_definitions():
-            is_active = d.name in active
-            net = self.engine.definition(d.name) if is_active else stored_network(d)
+            is_active = d.name in running
+            net = running[d.name] if is_active else stored_network(d)
             out[d.name] = NetworkInfo(d.name, d.uuid, is_active, d.persistent, d.autostart,
                                       net.bridge_name, net.mode.value)
-        for name in active - out.keys():
-            net = self.engine.definition(name)
+        for name in running.keys() - out.keys():
+            net = running[name]
             out[name] = NetworkInfo(name, net.uuid or "", True, False, False, net.bridge_name,
                                     net.mode.value)
         return [out[k] for k in sorted(out)]
@@ -437,17 +439,26 @@ class Service:
             out.append(lease)
         return out
 
+    def _active(self, network: str) -> str:
+        """NETWORK's name; a defined network that is not running is a conflict (exit 5, as
+        virsh's "network is not active"), an unknown one not found (exit 4)."""
+        name = self.resolve(network)
+        if not self.engine.is_active(name):
+            raise Conflict(f"network {name!r} is not active",
+                           hint=f"start it first (virtnet net-start {name})")
+        return name
+
     def add_port(self, network: str, **kwargs: Any) -> Port:
-        network = self.resolve(network)
+        network = self._active(network)
         port = self.engine.add_port(network, **kwargs)
         self.log(f"port {port.name} ({port.kind}) attached to bridge {port.bridge}")
         return port
 
     def list_ports(self, network: str) -> list[Port]:
-        return self.engine.list_ports(self.resolve(network))
+        return self.engine.list_ports(self._active(network))
 
     def delete_port(self, network: str, port: str) -> None:
-        self.engine.delete_port(self.resolve(network), port)
+        self.engine.delete_port(self._active(network), port)
         self.log(f"port {port} deleted")
 
     # -- net-update ----------------------------------------------------------------------
