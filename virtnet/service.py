@@ -29,7 +29,7 @@ from virtnet.libvirtxml import format_network, parse_network
 from virtnet.model.defaults import fill_defaults
 from virtnet.model.network import Bridge, Network
 from virtnet.model.validate import validate
-from virtnet.plan import ALIAS_PREFIX, plan_network
+from virtnet.plan import plan_network, read_mark
 from virtnet.store import Store, StoredDefinition
 
 Log = Callable[[str], None]
@@ -79,6 +79,7 @@ class Service:
         self.detailed = log is not None  # --verbose: also list the host operations
         self.engine = Engine(self.state_dir, self.netns)
         self.store: Store = self.engine.store
+        self._marked: dict[str, Any] | None = None  # marked_bridges, read once per service
 
     def close(self) -> None:
         self.engine.close()
@@ -197,6 +198,14 @@ class Service:
                 previous = None  # being replaced because it could not be read
         if previous is not None:
             net = carry_over(net, previous)
+        else:
+            # Running but forgotten (a lost database): keep the bridge and MAC it runs with,
+            # so taking it back changes nothing under its VMs.
+            running = self.marked_bridges().get(net.name)
+            if running is not None:
+                net = carry_over(net, replace(net, uuid=None, mac=running.mac,
+                                              bridge=replace(net.bridge or Bridge(),
+                                                             name=running.name)))
         if links is None:
             links = self.host_links()
         taken = {o.bridge_name for o in others if o.bridge_name} | set(links)
@@ -204,6 +213,16 @@ class Service:
         net = fill_defaults(net, taken_bridges=taken)
         validate(net, others=others)
         return net
+
+    def marked_bridges(self) -> dict[str, Any]:
+        """This state directory's bridges in the namespace, by network name (their marks)."""
+        if self._marked is None:
+            try:
+                self._marked = {m.network: link for m, link in self.engine.nl.marked_bridges()
+                                if m.owned_by(self.engine.owner)}
+            except (VirtnetError, OSError):
+                self._marked = {}
+        return self._marked
 
     def host_links(self) -> set[str]:
         """Device names already in the namespace (generated bridge names avoid them)."""
@@ -362,7 +381,9 @@ class Service:
             first = dnsmasq_proc.read_pid(dm.pidfile)
             pids = sorted(({first} if first else set()) | set(dnsmasq_proc.find(dm.conf)))
             pids = [p for p in pids if dnsmasq_proc.is_ours(p, dm.conf)]
-        if link is None or link.alias != ALIAS_PREFIX + name:
+        mark = read_mark(link.alias) if link is not None else None
+        if link is None or mark is None or mark.network != name or not mark.owned_by(
+                self.engine.owner):
             for orphan in pids:
                 assert dm is not None
                 dnsmasq_proc.stop(orphan, dm.conf)
