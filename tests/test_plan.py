@@ -125,7 +125,8 @@ def _observed_like(d_net: Network) -> Observed:
     assert p.dnsmasq is not None
     return Observed(
         bridges={"virbr0": ObservedBridge("virbr0", f"virtnet:default owner={owner_id(STATE)}",
-                                          "52:54:00:0a:0b:0c", 1500, True, frozenset({"192.168.122.1/24"}), True)},
+                                          "52:54:00:0a:0b:0c", 1500, True,
+                                          frozenset({"192.168.122.1/24"}), True)},
         sysctls={s.path: s.value for s in p.sysctls},
         files=dict(p.dnsmasq.files),
         dnsmasq_running={"default": True},
