@@ -155,3 +155,21 @@ def test_another_state_directory_cannot_tear_down_the_first_ones_networks(
     assert "owner id" in str(err.value)
     assert host.mark + "x" not in host.links()
     _kept(host, br, before, pids, vm, 175)
+
+
+def test_doctor_names_two_owners_and_a_network_running_without_record(
+        host: CliHost, tmp_path: Path) -> None:
+    br, *_ = _running(host, 177)
+    other = tmp_path / "other-state"
+    result = CliRunner().invoke(cli, ["--netns", host.ns, "--state-dir", str(other), "-o",
+                                      "json", "doctor"])
+    found = {f["code"]: f for f in json.loads(result.stdout)["findings"]}
+    assert "other-owner" in found, result.output
+    assert f"keep ({br})" in found["other-owner"]["what"]
+    assert str(other) in found["other-owner"]["why"]
+    _lose_database(host)
+    doc = CliRunner().invoke(cli, ["--netns", host.ns, "--state-dir", str(host.state), "-o",
+                                   "json", "doctor"])
+    mine = {f["code"]: f for f in json.loads(doc.stdout)["findings"]}
+    assert mine["running-without-record"]["network"] == "keep"
+    assert "other-owner" not in mine
