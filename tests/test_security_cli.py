@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from virtnet.cli.main import cli
 from virtnet.errors import InvalidDefinition
 from virtnet.libvirtxml import parse_network
-from virtnet.model.filename import LONGEST_SUFFIX, NAME_MAX, escape_name
+from virtnet.model.filename import LONGEST_SUFFIX, NAME_MAX, NAME_MAX_BYTES, escape_name
 from virtnet.model.validate import validate
 
 
@@ -29,19 +29,19 @@ def test_names_too_long_for_a_file_are_refused_at_define(tmp_path: Path, length:
     result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path / "s"), "net-define",
                                       str(path)])
     assert result.exit_code == 2, result.output
-    assert "too long to name the network's files" in result.output
+    assert "too long to name the network's files and marks" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "s" / "dnsmasq").exists()
 
 
 def test_the_longest_name_that_fits_is_accepted() -> None:
-    limit = NAME_MAX - len(LONGEST_SUFFIX)
-    validate(parse_network(_xml("n" * limit)))
+    validate(parse_network(_xml("n" * NAME_MAX_BYTES)))
     with pytest.raises(InvalidDefinition):
-        validate(parse_network(_xml("n" * (limit + 1))))
+        validate(parse_network(_xml("n" * (NAME_MAX_BYTES + 1))))
     # escaping counts: a character outside [A-Za-z0-9_.-] takes 3 bytes per UTF-8 byte
-    wide = "é" * (limit // 6 + 1)
-    assert len(escape_name(wide)) > limit
+    limit = NAME_MAX - len(LONGEST_SUFFIX)
+    wide = "%" * (limit // 3 + 1)  # 1 byte each in the name, 3 in its file names
+    assert len(wide.encode()) <= NAME_MAX_BYTES and len(escape_name(wide)) > limit
     with pytest.raises(InvalidDefinition):
         validate(parse_network(_xml(wide)))
 

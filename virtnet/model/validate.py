@@ -259,9 +259,9 @@ def _check_identity(p: _Problems, net: Network) -> None:
         limit = max_name_bytes(name)
         if limit is not None:
             p.add("name", f"name {name[:40]!r}... is too long to name the network's files "
-                  f"({len(name)} characters)",
-                  f"use a name of at most {limit} bytes (letters, digits, '_', '.', '-'; "
-                  "other characters count 3 bytes per byte of UTF-8)")
+                  f"and marks ({len(name)} characters)",
+                  f"use a name of at most {limit} bytes (in file names, characters other than "
+                  "letters, digits, '_', '.', '-' count 3 bytes per byte of UTF-8)")
     if net.uuid is not None:
         try:
             uuidlib.UUID(net.uuid)
