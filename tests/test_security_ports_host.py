@@ -8,14 +8,21 @@ test does not depend on, or change, the machine's own node) and asking TUNSETIFF
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_root
 from tests.hostlab import Lab, nat_network
+from virtnet.engine import Engine
 from virtnet.errors import Conflict, InvalidDefinition, NotFound
+from virtnet.host import netns
+from virtnet.host.links import Netlink
+from virtnet.model.network import Forward, ForwardMode, Network
 
 pytestmark = pytest.mark.host
 
@@ -101,3 +108,70 @@ def test_options_that_do_not_apply_are_refused(lab: Lab) -> None:
         lab.engine.add_port("p", kind="tap", owner="no-such-user-here")
     assert "no-such-user-here" in str(err.value)
     assert lab.engine.list_ports("p") == []
+
+
+OPEN_NODE = (
+    "import os,sys\n"
+    "try:\n"
+    "  os.close(os.open(sys.argv[1],os.O_RDWR))\n"
+    "except OSError as e:\n"
+    "  print('refused',e.errno);sys.exit(3)\n"
+    "print('opened')\n"
+)
+
+
+def open_as(path: str, uid: int, gid: int) -> str:
+    proc = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
+         "--bounding-set=-all", "/usr/bin/python3", "-c", OPEN_NODE, path],
+        capture_output=True, text=True, timeout=20)
+    return (proc.stdout.strip() or proc.stderr.strip()).splitlines()[-1]
+
+
+@pytest.fixture
+def mvlab(unique_name: str, tmp_path: Path) -> Iterator[tuple[Engine, str]]:
+    """A VM host whose eth1 is a veth into a LAN namespace, and a macvtap network on it."""
+    require_root()
+    host, lan = unique_name + "h", unique_name + "l"
+    engine = None
+    try:
+        for ns in (host, lan):
+            netns.create(ns)
+        netns.run(lan, ["ip", "link", "add", "p1", "type", "veth", "peer", "name", "eth1",
+                        "netns", host])
+        netns.run(host, ["ip", "link", "set", "eth1", "up"])
+        engine = Engine(tmp_path / "state", host)
+        engine.start(Network(name="mv", forward=Forward(mode=ForwardMode.BRIDGE,
+                                                        interfaces=("eth1",))))
+        yield engine, host
+    finally:
+        if engine is not None:
+            with contextlib.suppress(Exception):
+                engine.stop("mv")
+            engine.close()
+        for ns in (host, lan):
+            netns.delete(ns)
+
+
+def _node(engine: Engine, host: str, port: str) -> str:
+    with Netlink(host) as nl:
+        link = nl.get(port)
+    assert link is not None
+    return f"/dev/tap{link.index}"
+
+
+def test_a_macvtap_node_is_root_only_unless_given_away(mvlab: tuple[Engine, str]) -> None:
+    engine, host = mvlab
+    plain = engine.add_port("mv", kind="tap")
+    path = _node(engine, host, plain.name)
+    assert os.stat(path).st_uid == 0 and os.stat(path).st_mode & 0o077 == 0
+    assert open_as(path, 65534, 65534) == "refused 13"  # EACCES
+    given = engine.add_port("mv", kind="tap", owner="nobody")
+    gpath = _node(engine, host, given.name)
+    assert open_as(gpath, 65534, 65534) == "opened"
+    assert open_as(gpath, 65533, 65533) == "refused 13"
+    grouped = engine.add_port("mv", kind="tap", group="4321")
+    assert open_as(_node(engine, host, grouped.name), 65534, 4321) == "opened"
+    listed = {p.name: (p.owner, p.group) for p in engine.list_ports("mv")}
+    assert listed == {plain.name: (0, None), given.name: (65534, None),
+                      grouped.name: (0, 4321)}

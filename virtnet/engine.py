@@ -17,14 +17,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from virtnet import bridged, direct, firewall
 from virtnet.dnsmasq.config import DnsmasqPaths
-from virtnet.errors import Conflict, HostError, NotFound, NotSupported, VirtnetError
-from virtnet.host import conntrack, sysctl
+from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
+from virtnet.host import conntrack, sysctl, tapnode
 from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import leases as leases_mod
 from virtnet.host import ports as ports_mod
@@ -874,18 +874,23 @@ class Engine:
             if mac is not None:
                 self._check_mac_free(network, mac)
             if rec.get("direct") is not None:
-                if uid is not None or gid is not None:
-                    raise NotSupported(
-                        "--owner/--group for macvtap ports: the /dev/tapN node's ownership "
-                        "is set by the host's udev rules", element="port owner",
-                        hint="drop --owner/--group; give the VM's user access with a udev "
-                             "rule for /dev/tap*")
                 ports_mod.check_options("macvtap" if kind == "tap" else kind,
-                                        peer_netns=peer_netns, owner=None, group=None)
-                return direct.add_port(
+                                        peer_netns=peer_netns, owner=uid, group=gid)
+                port = direct.add_port(
                     self.nl, rec, lambda r: self._put(network, r), network=network, kind=kind,
                     name=name, peer_netns=peer_netns, peer_name=peer_name, mac=mac,
                 )
+                if port.kind == "macvtap":
+                    made = self.nl.get(port.name)
+                    assert made is not None
+                    try:
+                        tapnode.own(made.index, uid, gid)
+                    except (OSError, VirtnetError):
+                        direct.delete_port(self.nl, network, rec,
+                                           lambda r: self._put(network, r), port.name)
+                        raise
+                    port = replace(port, owner=0 if uid is None else uid, group=gid)
+                return port
             bridge = rec["bridge"]
             link = self.nl.get(bridge)
             if link is None:
@@ -914,7 +919,14 @@ class Engine:
     def list_ports(self, network: str) -> list[Port]:
         rec = self._active_record(network)
         if rec.get("direct") is not None:
-            return direct.list_ports(self.nl, network, rec)
+            out = []
+            for port in direct.list_ports(self.nl, network, rec):
+                made = self.nl.get(port.name) if port.kind == "macvtap" else None
+                if made is not None:
+                    uid, gid = tapnode.owner_of(made.index)
+                    port = replace(port, owner=uid, group=gid)
+                out.append(port)
+            return out
         link = self.nl.get(rec["bridge"])
         return ports_mod.of_network(self.nl, network, rec["bridge"],
                                     link.index if link else None)
