@@ -8,13 +8,16 @@ connections, or whose original source is a subnet that forwards nothing. Host<->
 among them are not forwarded: the kernel picks them up again as new flows that the input and
 output hooks accept. A NAT network's own outbound flows start inside its subnet and are kept.
 
-One ``conntrack -L`` per family inside the namespace; ``conntrack -D`` only for subnets that
-really have such entries (usually none).
+Flows whose other end is inside the same subnet or an address of the host itself (its DHCP
+replies, an admin's ssh) passed no forward rule and are kept. One ``conntrack -L`` per
+family inside the namespace; ``conntrack -D`` only for subnets that really have such
+entries (usually none), one per pair of addresses.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shutil
 import subprocess
@@ -62,6 +65,24 @@ def _flows(family: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _in(addr: str, subnet: Subnet) -> bool:
+    try:
+        return ipaddress.ip_address(addr) in subnet
+    except ValueError:
+        return False
+
+
+def _local_addresses() -> set[str]:
+    """The addresses of the namespace the calling thread is in."""
+    proc = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True)
+    try:
+        links = json.loads(proc.stdout or "[]")
+    except ValueError:
+        return set()
+    return {str(ipaddress.ip_address(a["local"])) for link in links
+            for a in link.get("addr_info", []) if "local" in a}
+
+
 def available() -> bool:
     return shutil.which("conntrack") is not None
 
@@ -78,15 +99,21 @@ def forget_admitted(netns: str | None, nets: Sequence[Network]) -> list[Forgotte
             if not mine:
                 continue
             flows = _flows(family)
+            local: set[str] | None = None
             for subnet, direction in mine:
-                hits = sum(
-                    1 for src, dst in flows
-                    if ipaddress.ip_address(dst if direction == "to" else src) in subnet
-                )
+                hits = [(src, dst) for src, dst in flows if _in(dst if direction == "to"
+                                                               else src, subnet)]
+                if hits and local is None:
+                    local = _local_addresses()
+                # The other end inside the subnet (VM<->VM, VM<->gateway) or the host itself
+                # (its DHCP replies, an admin's ssh): never forwarded, never a hole.
+                hits = [(src, dst) for src, dst in hits
+                        if not _in(src if direction == "to" else dst, subnet)
+                        and (src if direction == "to" else dst) not in (local or set())]
                 if not hits:
                     continue
-                flag = "-d" if direction == "to" else "-s"
-                subprocess.run(["conntrack", "-D", "-f", family, flag, str(subnet)],
-                               capture_output=True, text=True)
-                done.append(Forgotten(str(subnet), direction, hits))
+                for src, dst in sorted(set(hits)):
+                    subprocess.run(["conntrack", "-D", "-f", family, "-s", src, "-d", dst],
+                                   capture_output=True, text=True)
+                done.append(Forgotten(str(subnet), direction, len(hits)))
     return done
