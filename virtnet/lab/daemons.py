@@ -92,7 +92,7 @@ class Daemons:
         """SIGTERM every daemon, newest first; SIGKILL what is still there after GRACE; reap
         them all. Returns what was ended."""
         out = []
-        for s, proc in reversed(self.procs):
+        for _s, proc in reversed(self.procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)

@@ -357,10 +357,11 @@ def up(spec: OvnLabSpec, state_dir: Path, *, progress: Progress = _quiet,
                      keeper={"pid": os.getpid(), "start_time": dmod.start_time(os.getpid()) or 0})
     st.namespaces = [st.central_ns, st.under_ns, st.lan_ns, f"{mark}-out1"]
     st.namespaces += [st.chassis_ns(i) for i in range(1, spec.chassis + 1)]
-    vms = [{"id": f"{n.name}/vm{i}", "network": n.name, "netns": f"{mark}-n{j}v{i}",
-            "chassis": (i - 1) % spec.chassis + 1, "port": f"{n.name}-vm{i}",
-            "ovs_port": f"p{j}v{i}"}
-           for j, n in enumerate(spec.networks) for i in range(1, spec.vms_per_network + 1)]
+    vms: list[dict[str, Any]] = [
+        {"id": f"{n.name}/vm{i}", "network": n.name, "netns": f"{mark}-n{j}v{i}",
+         "chassis": (i - 1) % spec.chassis + 1, "port": f"{n.name}-vm{i}",
+         "ovs_port": f"p{j}v{i}"}
+        for j, n in enumerate(spec.networks) for i in range(1, spec.vms_per_network + 1)]
     st.namespaces += [v["netns"] for v in vms]
     st.etc_dirs = [str(ETC_NETNS / v["netns"]) for v in vms]
     st.vms = vms

@@ -50,3 +50,12 @@ def run(state_dir: Path, *, progress: Callable[[str], None], chassis: int = 2,
             timings["teardown"] = round(time.monotonic() - t2, 3)
     timings["total"] = round(time.monotonic() - t0, 3)
     return DemoResult(lab.st.mark, report, timings, bridged=NOT_ON_OVN)
+
+
+def text(result: DemoResult) -> str:
+    """demo's table beside the seed's; open is carried as routed on OVN (no host firewall)."""
+    from virtnet import demo
+
+    return demo.text(result).replace(
+        "= seed (host has no firewall rules: forwarding decides)",
+        "= seed (OVN carries open as routed: no host firewall decides)")
