@@ -39,10 +39,13 @@ def up(ctx: click.Context, nets: list[Network], *, vms: int, chassis: int,
     spec = ovn_bed.OvnLabSpec(networks=tuple(nets), chassis=chassis, vms_per_network=vms)
     with ovn_bed.signals_interrupt():
         lab = ovn_bed.up(spec, settings(ctx).state_dir, progress=progress)
-    emit(ctx, status(lab.st), lambda: status_text(lab.st))
-    progress(f"OVN lab {lab.st.mark} is up; Ctrl-C (or 'virtnet lab down {lab.st.mark}') "
-             "tears it down")
-    ovn_bed.hold(lab, progress=progress)
+        try:  # a signal from here on finds the handlers in place and the lab torn down
+            emit(ctx, status(lab.st), lambda: status_text(lab.st))
+            progress(f"OVN lab {lab.st.mark} is up; Ctrl-C (or 'virtnet lab down "
+                     f"{lab.st.mark}') tears it down")
+            ovn_bed.hold(lab, progress=progress)
+        finally:
+            lab.down(progress)
 
 
 def pick(state_dir: Path, mark: str | None) -> ovn_bed.OvnLabState:

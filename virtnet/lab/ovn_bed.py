@@ -332,9 +332,13 @@ class Lab:
     def __init__(self, st: OvnLabState, daemons: Daemons) -> None:
         self.st = st
         self.daemons = daemons
+        self.removed: list[str] | None = None
 
     def down(self, progress: Progress = _quiet) -> list[str]:
-        return down(self.st, self.daemons, progress=progress)
+        """Tear down (once: a second call returns what the first removed)."""
+        if self.removed is None:
+            self.removed = down(self.st, self.daemons, progress=progress)
+        return self.removed
 
 
 def up(spec: OvnLabSpec, state_dir: Path, *, progress: Progress = _quiet,
