@@ -24,7 +24,6 @@ from tests.conftest import require_root
 from virtnet import ovn
 from virtnet.lab import daemons as dmod
 from virtnet.lab import ovn_bed, ovn_demo, ovn_verify
-from virtnet.lab.spec import shorthand_network
 from virtnet.model.network import Network
 from virtnet.reach.table import SEED_TABLE, matches_seed
 

@@ -19,7 +19,7 @@ from tests.ovn_cases import OUTSIDE_HOST, XML, all_nets, net, options
 from tests.ovn_central import OvnCentral, require_ovn
 from virtnet import ovn
 from virtnet.cli.main import cli
-from virtnet.errors import HostError
+from virtnet.errors import HostError, InvalidDefinition
 from virtnet.loader import load_text
 from virtnet.model.network import ForwardMode
 from virtnet.ovn import names, nbctl, state
@@ -287,6 +287,31 @@ def test_trace_dhcp_offers_follow_libvirt(central: OvnCentral) -> None:
     assert 'domain_name = "iso.test"' in iso
 
 
+def test_cli_apply_finds_the_gateway_chassis_in_the_sb_database(
+    central: OvnCentral, tmp_path: Path
+) -> None:
+    f = tmp_path / "nat.xml"
+    f.write_text(XML["nat"])
+    args = ["ovn", "apply", str(f), "--db", central.nb, "--sb-db", central.sb,
+            "--external-ip", "203.0.113.10/24"]
+    run = CliRunner().invoke
+    res = run(cli, args)  # no chassis at all
+    assert res.exit_code == InvalidDefinition.exit_status and "no chassis" in res.output
+
+    def sbctl(*a: str) -> None:
+        subprocess.run(["ovn-sbctl", f"--db={central.sb}", *a], check=True, capture_output=True)
+
+    sbctl("chassis-add", "hv1", "geneve", "192.0.2.1")
+    sbctl("chassis-add", "hv2", "geneve", "192.0.2.2")
+    res = run(cli, args)  # two, neither marked: which one?
+    assert res.exit_code == InvalidDefinition.exit_status
+    assert "hv1, hv2" in res.output and "enable-chassis-as-gw" in res.output
+    sbctl("set", "Chassis", "hv2", "other_config:ovn-cms-options=enable-chassis-as-gw")
+    res = run(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "hv2" in central.nbctl("get", "Logical_Router", "vn-natnet-router", "options:chassis")
+
+
 def test_cli_apply_list_port_delete(central: OvnCentral, tmp_path: Path) -> None:
     files = []
     for mode in ("nat", "isolated"):
@@ -294,11 +319,16 @@ def test_cli_apply_list_port_delete(central: OvnCentral, tmp_path: Path) -> None
         f.write_text(XML[mode])
         files.append(str(f))
     run = CliRunner().invoke
-    res = run(
-        cli, ["ovn", "apply", *files, "--db", central.nb, "--external-ip", "natnet=203.0.113.10/24"]
-    )
+    apply = ["ovn", "apply", *files, "--db", central.nb, "--external-ip", "natnet=203.0.113.10/24"]
+    # without --chassis the routers would bind nowhere: refused, nothing written
+    res = run(cli, apply)
+    assert res.exit_code == InvalidDefinition.exit_status, res.output
+    assert "--chassis" in res.output and "natnet" in res.output
+    assert central.nbctl("--bare", "--columns=name", "list", "Logical_Router").split() == []
+    res = run(cli, [*apply, "--chassis", "gw1"])
     assert res.exit_code == 0, res.output
     assert "applied 2 network(s)" in res.output
+    assert "gw1" in central.nbctl("get", "Logical_Router", "vn-natnet-router", "options:chassis")
     res = run(
         cli, ["ovn", "port-add", "natnet", "vm1", "--mac", "52:54:00:00:00:10", "--db", central.nb]
     )

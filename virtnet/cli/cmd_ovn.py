@@ -20,6 +20,8 @@ from virtnet.cli.context import settings
 from virtnet.errors import InvalidDefinition
 from virtnet.loader import load_file
 from virtnet.model.network import Network
+from virtnet.modes.traits import traits
+from virtnet.ovn import chassis as chassis_mod
 from virtnet.ovn import names, nbctl, state
 from virtnet.ovn.nbctl import Command, check_db
 from virtnet.ovn.topology import DEFAULT_CHASSIS, DEFAULT_OUTSIDE_SWITCH, OvnOptions
@@ -52,9 +54,16 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--chassis",
-            default=DEFAULT_CHASSIS,
-            show_default=True,
-            help="Chassis that hosts the gateway routers (ovn-sbctl list Chassis).",
+            default=None,
+            help="Chassis that hosts the gateway routers (ovn-sbctl list Chassis); apply "
+            "needs it (or --sb-db) for nat/route/open networks. plan uses the placeholder "
+            f"'{DEFAULT_CHASSIS}' when it is not given.",
+        ),
+        click.option(
+            "--sb-db",
+            metavar="CONN",
+            help="SB database to find the gateway chassis in when --chassis is not given "
+            "(the one with ovn-cms-options=enable-chassis-as-gw, or the only one).",
         ),
         click.option(
             "--dns-server",
@@ -86,7 +95,22 @@ def _parse_external(values: tuple[str, ...], nets: list[Network]) -> dict[str, s
     return out
 
 
-def _build(files: tuple[str, ...], kw: dict[str, Any]) -> tuple[list[Network], OvnOptions]:
+def _gateway_chassis(nets: list[Network], kw: dict[str, Any], *, required: bool) -> str:
+    """--chassis, else the SB database's gateway chassis (--sb-db), else (plan only) the
+    placeholder; apply of a network that needs a gateway refuses to guess."""
+    if kw["chassis"]:
+        return str(kw["chassis"])
+    if kw["sb_db"]:
+        return chassis_mod.pick(chassis_mod.read(kw["sb_db"]))
+    needs = [n.name for n in nets if traits(n).forwards_out]
+    if required and needs:
+        raise chassis_mod.required(needs)
+    return DEFAULT_CHASSIS
+
+
+def _build(
+    files: tuple[str, ...], kw: dict[str, Any], *, apply: bool = False
+) -> tuple[list[Network], OvnOptions]:
     nets = [load_file(f) for f in files]
     opts = OvnOptions(
         external_ips=_parse_external(kw["external_ips"], nets),
@@ -94,7 +118,7 @@ def _build(files: tuple[str, ...], kw: dict[str, Any]) -> tuple[list[Network], O
         outside_gateway=kw["outside_gateway"],
         outside_switch=kw["outside_switch"],
         physical_network=kw["physical_network"],
-        chassis=kw["chassis"],
+        chassis=_gateway_chassis(nets, kw, required=apply),
         dns_servers=tuple(kw["dns_servers"]),
     )
     return nets, opts
@@ -153,6 +177,13 @@ def register(cli: click.Group) -> None:
                 click.echo(line)
             if db is None:
                 click.echo("# against an empty database (give --db to plan against yours)")
+            if not kw["chassis"] and not kw["sb_db"] and any(
+                traits(n).forwards_out for n in nets
+            ):
+                click.echo(
+                    f"# no --chassis: routers name the placeholder '{DEFAULT_CHASSIS}', which "
+                    "no chassis carries (apply needs --chassis or --sb-db)"
+                )
         _echo_commands(ctx, cmds, db)
 
     @ovn_group.command("apply")
@@ -162,8 +193,9 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def apply_cmd(ctx: click.Context, files: tuple[str, ...], db: str, **kw: Any) -> None:
         """Make the NB database carry FILES, in one transaction (all or nothing)."""
-        nets, opts = _build(files, kw)
-        cmds = ovn.apply(nets, check_db(db), opts)
+        check_db(db)
+        nets, opts = _build(files, kw, apply=True)
+        cmds = ovn.apply(nets, db, opts)
         if settings(ctx).verbose:
             click.echo(ovn.format_commands(cmds, db), nl=False, err=True)
         for line in _notes(nets, opts):
