@@ -165,9 +165,11 @@ def test_bulk_tcp_across_chassis_at_the_definitions_mtu(lab: ovn_bed.Lab) -> Non
     a, b = vm(st, "route/vm1"), vm(st, "route/vm2")
     assert a["chassis"] != b["chassis"]
     assert st.underlay_mtu == MTU + 58
-    # the VMs took the definition's MTU from OVN's DHCP
+    # the VMs took the definition's MTU from OVN's DHCP; those of networks without <mtu>
+    # the underlay's less geneve's overhead
     assert ovn_bed.mtu_of(str(a["netns"])) == MTU
     assert ovn_bed.mtu_of(str(b["netns"])) == MTU
+    assert ovn_bed.mtu_of(str(vm(st, "nat/vm1")["netns"])) == st.underlay_mtu - 58
     server = subprocess.Popen(["ip", "netns", "exec", str(b["netns"]), "iperf3", "-s", "-1",
                                "-p", "5299"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

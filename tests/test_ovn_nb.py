@@ -76,11 +76,18 @@ def test_apply_creates_the_objects_of_each_mode(central: OvnCentral) -> None:
         "exclude_ips": "192.168.122.1 192.168.122.10",
     }
     routers = {r["name"]: r for r in _list(central, "Logical_Router", "name", "options")}
-    assert set(routers) == {"vn-natnet-router", "vn-routenet-router", "vn-opennet-router"}
+    assert set(routers) == {
+        "vn-natnet-router",
+        "vn-routenet-router",
+        "vn-opennet-router",
+        "vn-isonet-router",
+    }
     assert routers["vn-natnet-router"]["options"] == {
         "chassis": "virtnet-gateway",
         "dynamic_neigh_routers": "true",
     }
+    # isolated: a distributed router with the gateway port only
+    assert routers["vn-isonet-router"]["options"] == {"dynamic_neigh_routers": "true"}
     lrps = {
         r["name"]: r["networks"] for r in _list(central, "Logical_Router_Port", "name", "networks")
     }
@@ -94,7 +101,7 @@ def test_apply_creates_the_objects_of_each_mode(central: OvnCentral) -> None:
     acls = _list(central, "ACL", "direction", "priority", "match", "action")
     assert sorted((a["direction"], a["action"]) for a in acls) == [
         ("from-lport", "allow-related"),
-        ("to-lport", "drop"),
+        ("to-lport", "reject"),
     ]
     dhcp = {r["cidr"]: r["options"] for r in _list(central, "DHCP_Options", "cidr", "options")}
     assert set(dhcp) == {
@@ -150,9 +157,13 @@ def test_changed_definitions_update_in_place(central: OvnCentral) -> None:
     assert _list(central, "NAT", "logical_ip") == []
     switches = {r["name"]: r for r in _list(central, "Logical_Switch", "name", "acls")}
     assert switches["vn-natnet"]["acls"] == []
-    # route -> isolated: the router and its outside port go too
+    # route -> isolated: the way out goes (chassis, gateway port, outside port, routes); the
+    # router keeps the gateway address
     ovn.apply([replace(as_route, forward=None)], central.nb, options(external_ips={}))
-    assert "vn-natnet-router" not in central.nbctl("lr-list")
+    assert "vn-natnet-router" in central.nbctl("lr-list")
+    assert central.nbctl("lrp-list", "vn-natnet-router").split()[1:] == ["(vn-natnet-rtr)"]
+    assert "chassis" not in central.nbctl("get", "Logical_Router", "vn-natnet-router", "options")
+    assert central.nbctl("lr-route-list", "vn-natnet-router").strip() == ""
     assert "vn-natnet-gw" not in central.nbctl("lsp-list", "vn-outside")
     dhcp = {r["_uuid"]: r["options"] for r in _list(central, "DHCP_Options", "_uuid", "options")}
     assert "router" not in dhcp[dhcp_uuid]
@@ -239,10 +250,12 @@ def test_trace_outside_reaches_route_vm_but_not_nat_vm(central: OvnCentral) -> N
     _apply_all(central)
     _vm_ports(central)
     nat = central.trace(*_from_outside("natnet"), *NEW)
-    assert "output(" not in nat  # dropped by the to-lport ACL: NAT is not visible
+    # rejected by the to-lport ACL (a TCP RST back to the sender): NAT is not visible
+    assert 'output("nat-vm")' not in nat and "tcp_reset" in nat
     full = central.trace(*_from_outside("natnet"), *NEW, minimal=False)
-    acl = full[full.index('(inport == "vn-natnet-to-rtr" && ip4 && ct.new)') :]
-    assert acl.splitlines()[1].strip() == "drop;"
+    acl = full[full.index("ls_out_acl ") :]
+    assert 'inport == "vn-natnet-to-rtr" && ip4 && ct.new' in acl.splitlines()[0]
+    assert "reject" in acl
     routed = central.trace(*_from_outside("routenet"), *NEW)
     assert 'output("route-vm")' in routed
     # replies to the nat VM's own connections (as they are after un-SNAT) do come back in

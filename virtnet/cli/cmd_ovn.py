@@ -23,6 +23,7 @@ from virtnet.model.network import Network
 from virtnet.modes.traits import traits
 from virtnet.ovn import chassis as chassis_mod
 from virtnet.ovn import names, nbctl, state
+from virtnet.ovn.mtu import DEFAULT_UNDERLAY_MTU, OVERHEAD
 from virtnet.ovn.nbctl import Command, check_db
 from virtnet.ovn.topology import DEFAULT_CHASSIS, DEFAULT_OUTSIDE_SWITCH, OvnOptions
 
@@ -64,6 +65,21 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             metavar="CONN",
             help="SB database to find the gateway chassis in when --chassis is not given "
             "(the one with ovn-cms-options=enable-chassis-as-gw, or the only one).",
+        ),
+        click.option(
+            "--underlay-mtu",
+            type=int,
+            default=DEFAULT_UNDERLAY_MTU,
+            show_default=True,
+            help="MTU of the network between the chassis; VMs get it less the tunnel's "
+            "overhead (DHCP mtu) unless the definition has <mtu>.",
+        ),
+        click.option(
+            "--encap",
+            type=click.Choice(sorted(OVERHEAD)),
+            default="geneve",
+            show_default=True,
+            help="The cluster's tunnel type (ovn-encap-type): geneve adds 58 bytes, vxlan 50.",
         ),
         click.option(
             "--dns-server",
@@ -120,6 +136,8 @@ def _build(
         physical_network=kw["physical_network"],
         chassis=_gateway_chassis(nets, kw, required=apply),
         dns_servers=tuple(kw["dns_servers"]),
+        underlay_mtu=kw["underlay_mtu"],
+        encap=kw["encap"],
     )
     return nets, opts
 
@@ -127,6 +145,9 @@ def _build(
 def _notes(nets: list[Network], opts: OvnOptions) -> list[str]:
     lines = []
     for n in ovn.translate_all(nets, opts):
+        for w in n.warnings:
+            click.echo(f"warning: {w}", err=True)
+            lines.append(f"# warning: {w}")
         for note in n.notes:
             lines.append(f"# {n.name}: not carried: {note}")
         r = n.router

@@ -261,7 +261,8 @@ def lab_options(spec: OvnLabSpec, mark: str) -> Any:
 
     ext = {n.name: external_ip(j) for j, n in enumerate(spec.networks)
            if traits(n).forwards_out}
-    return OvnOptions(external_ips=ext, physical_network=PHYSNET, chassis=f"{mark}-ch1")
+    return OvnOptions(external_ips=ext, physical_network=PHYSNET, chassis=f"{mark}-ch1",
+                      underlay_mtu=underlay_mtu(spec))
 
 
 # -- small host helpers ----------------------------------------------------------------------

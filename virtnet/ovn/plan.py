@@ -57,7 +57,7 @@ def _router(n: OvnNetwork, r: OvnRouter, opts: OvnOptions, st: NbState | None) -
             "set",
             "Logical_Router",
             r.name,
-            f"options:chassis={q(r.chassis)}",
+            *([f"options:chassis={q(r.chassis)}"] if r.chassis else []),
             # Many routers share the outside switch: learn neighbours by ARP instead of
             # northd pre-computing every router's MAC in every other router (N^2 flows).
             "options:dynamic_neigh_routers=true",
@@ -95,6 +95,13 @@ def _router(n: OvnNetwork, r: OvnRouter, opts: OvnOptions, st: NbState | None) -
             ("lsp-set-type", g.outside_port, "router"),
             ("lsp-set-addresses", g.outside_port, "router"),
             ("lsp-set-options", g.outside_port, f"router-port={g.port}"),
+        ]
+    elif st is not None and r.name in st.routers:
+        # A router that lost its way out (now isolated): a distributed router again.
+        cmds += [
+            ("remove", "Logical_Router", r.name, "options", "chassis"),
+            ("--if-exists", "lrp-del", names.gateway_port(n.name)),
+            ("--if-exists", "lsp-del", names.outside_port(n.name)),
         ]
     have_nat = st.snats.get(r.name, set()) if st else set()
     for s in sorted(have_nat - set(r.snat)):

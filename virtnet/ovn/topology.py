@@ -5,13 +5,16 @@
   (nat/route/open only)
 - ``<dhcp><range>`` -> switch ``other_config:subnet`` + ``exclude_ips``, and a DHCP_Options row
 - ``<host mac ip name>`` -> excluded from the pool; static address of that MAC's port; DNS name
-- nat -> gateway port on the outside switch, SNAT, stateful ACLs (no new connections in)
+- nat -> gateway port on the outside switch, SNAT, stateful ACLs (new connections in are
+  rejected)
 - route / open -> gateway port on the outside switch, no NAT, no ACLs
-- isolated (no ``<forward>``) -> the switch alone: no router, no DHCP ``router`` option
+- isolated (no ``<forward>``) -> a router with only the gateway port (it answers for the
+  gateway address: ping, DHCP renewals, DNS), no chassis, no way out, no DHCP ``router``
 - ``<route>`` -> static route on the router
+- ``<mtu>`` -> DHCP ``mtu``; without it the underlay's MTU less the tunnel's overhead
 
-The router is a gateway router (``options:chassis``), because OVN applies NAT only on a
-gateway router or a distributed gateway port.
+A router with a way out is a gateway router (``options:chassis``), because OVN applies NAT
+only on a gateway router or a distributed gateway port.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from dataclasses import dataclass, field
 from virtnet.errors import Conflict, InvalidDefinition, NotSupported
 from virtnet.model.network import ForwardMode, IPDef, Network
 from virtnet.model.validate import validate
+from virtnet.modes import isolated as isolated_mode
+from virtnet.modes import nat as nat_mode
+from virtnet.modes.traits import nat_applies, traits
+from virtnet.ovn import mtu as mtu_mod
 from virtnet.ovn import names
 from virtnet.ovn.pool import exclude_ips
 
@@ -45,6 +52,8 @@ class OvnOptions:
     physical_network: str | None = None  # localnet network_name (ovn-bridge-mappings)
     chassis: str = DEFAULT_CHASSIS  # chassis that hosts the gateway routers
     dns_servers: tuple[str, ...] = ()  # DHCP dns_server; default: the gateway address
+    underlay_mtu: int = mtu_mod.DEFAULT_UNDERLAY_MTU  # the chassis' tunnel network
+    encap: str = "geneve"  # the cluster's tunnel type (ovn-encap-type)
 
 
 @dataclass(frozen=True, order=True)
@@ -91,7 +100,7 @@ class OvnRouter:
     mac: str
     networks: tuple[str, ...]  # ADDR/PLEN, IPv4 first
     switch_port: str
-    chassis: str
+    chassis: str | None  # None: a distributed router (isolated: the gateway port only)
     gateway: Gateway | None
     snat: tuple[Snat, ...] = ()
     routes: tuple[StaticRoute, ...] = ()
@@ -113,6 +122,7 @@ class OvnNetwork:
     hosts: tuple[tuple[str, str], ...]  # (mac, ip) reservations, for port-add
     gateway: str | None  # the network's own (host's) IPv4 address: no VM may take it
     notes: tuple[str, ...]  # what the definition says that OVN does not carry
+    warnings: tuple[str, ...] = ()  # what is carried but will not work as written
 
 
 def _dhcp_ipdef(net: Network) -> IPDef | None:
@@ -186,7 +196,7 @@ def _dhcp(net: Network, ip: IPDef, opts: OvnOptions, server_mac: str) -> Dhcp:
         "server_id": ip.address,
         "server_mac": server_mac,
     }
-    if net.mode is not ForwardMode.ISOLATED:
+    if traits(net).dhcp_router:
         # libvirt gives isolated guests dhcp-option=3 (no router); the others get the gateway.
         options["router"] = ip.address
     if net.dns_enabled:
@@ -194,8 +204,9 @@ def _dhcp(net: Network, ip: IPDef, opts: OvnOptions, server_mac: str) -> Dhcp:
         options["dns_server"] = "{" + ",".join(servers) + "}"
     if net.domain is not None:
         options["domain_name"] = f'"{net.domain.name}"'
-    if net.mtu is not None:
-        options["mtu"] = str(net.mtu)
+    # <mtu> as written (a warning says when it cannot cross the underlay); without it the
+    # largest MTU whose frames fit in the underlay's tunnel packets.
+    options["mtu"] = str(net.mtu or mtu_mod.vm_mtu(opts.underlay_mtu, opts.encap))
     bootp = ip.dhcp.bootp if ip.dhcp else None
     if bootp is not None:
         options["bootfile_name"] = f'"{bootp.file}"'
@@ -241,20 +252,23 @@ def _notes(net: Network) -> list[str]:
 
 
 def _acls(net: Network, switch_router_port: str) -> tuple[Acl, ...]:
-    if net.mode is not ForwardMode.NAT:
+    """Networks whose traffic leaves but whom nobody outside may reach (NAT): the families
+    it masquerades are closed to new connections from the router (rejected)."""
+    t = traits(net)
+    if t.inbound_new or not t.forwards_out:
         return ()
-    # An allow-related ACL makes the switch stateful: the VMs' own connections are committed
-    # to conntrack, so only replies come back in. New connections arriving from the router
-    # (the outside routing the subnet via the gateway) are dropped: NAT is not visible.
-    return (
-        Acl("from-lport", ACL_PRIORITY, "ip4", "allow-related"),
-        Acl(
-            "to-lport",
-            ACL_PRIORITY + 1,
-            f'inport == "{switch_router_port}" && ip4 && ct.new',
-            "drop",
-        ),
-    )
+    fams = [f for f in ("ipv4", "ipv6") if nat_applies(net, f)]
+    return tuple(Acl(*a) for a in nat_mode.ovn_inbound_acls(switch_router_port, ACL_PRIORITY,
+                                                             fams))
+
+
+def _warnings(net: Network, opts: OvnOptions) -> list[str]:
+    out = []
+    if net.mtu:
+        w = mtu_mod.warning(net.name, net.mtu, opts.underlay_mtu, opts.encap)
+        if w:
+            out.append(w)
+    return out
 
 
 def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
@@ -299,7 +313,24 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
 
     router = None
     swp = names.switch_router_port(net.name)
-    if mode is not ForwardMode.ISOLATED and primary is not None:
+    if not traits(net).forwards_out and isolated_mode.ovn_gateway_port(net):
+        if net.routes:
+            raise NotSupported(
+                f"network '{net.name}' ({mode.value}) has <route> elements but no way out",
+                element="route",
+                hint="static routes need a gateway: use mode nat, route or open",
+            )
+        # Only the gateway port: answers for the gateway address on every chassis.
+        router = OvnRouter(
+            name=names.router(net.name),
+            port=names.router_port(net.name),
+            mac=gw_mac,
+            networks=tuple(f"{ip.address}/{ip.prefixlen}" for ip in (*v4, *v6)),
+            switch_port=swp,
+            chassis=None,
+            gateway=None,
+        )
+    elif traits(net).forwards_out and primary is not None:
         ext = _external(net, opts)
         nat_start = (
             net.forward.nat.addresses[0].start
@@ -383,6 +414,7 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
         hosts=tuple(sorted(hosts)),
         gateway=primary.address if primary is not None else None,
         notes=tuple(_notes(net)),
+        warnings=tuple(_warnings(net, opts)),
     )
 
 
@@ -431,6 +463,7 @@ def check_options(opts: OvnOptions) -> None:
         _ipv4(opts.outside_gateway, "--outside-gateway")
     for d in opts.dns_servers:
         _ipv4(d, "--dns-server")
+    mtu_mod.check_underlay(opts.underlay_mtu, opts.encap)
 
 
 def translate_all(nets: Sequence[Network], opts: OvnOptions | None = None) -> list[OvnNetwork]:
