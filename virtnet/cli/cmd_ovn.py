@@ -38,9 +38,22 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="A nat/route/open network's address on the outside switch (repeatable; "
             "NETWORK= may be left out when one network is given).",
         ),
+        click.option(
+            "--external-ipv6",
+            "external_ipv6s",
+            multiple=True,
+            metavar="[NETWORK=]ADDR/PLEN",
+            help="A nat/route/open network's IPv6 address on the outside switch (repeatable): "
+            "its IPv6 subnet is routed out, or SNATed with <nat ipv6='yes'>.",
+        ),
         click.option("--outside-subnet", metavar="CIDR", help="The outside network's subnet."),
         click.option(
             "--outside-gateway", metavar="IP", help="Next hop of each router's default route."
+        ),
+        click.option(
+            "--outside-gateway6",
+            metavar="IP",
+            help="Next hop of each router's IPv6 default route (with --external-ipv6).",
         ),
         click.option(
             "--outside-switch",
@@ -94,7 +107,9 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _parse_external(values: tuple[str, ...], nets: list[Network]) -> dict[str, str]:
+def _parse_external(
+    values: tuple[str, ...], nets: list[Network], flag: str = "--external-ip"
+) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values:
         if "=" in v:
@@ -103,8 +118,8 @@ def _parse_external(values: tuple[str, ...], nets: list[Network]) -> dict[str, s
             name, addr = nets[0].name, v
         else:
             raise InvalidDefinition(
-                f"--external-ip {v!r} does not say which network it is for",
-                element="--external-ip",
+                f"{flag} {v!r} does not say which network it is for",
+                element=flag,
                 hint="write NETWORK=ADDR/PLEN when several networks are given",
             )
         out[name] = addr
@@ -130,6 +145,8 @@ def _build(
     nets = [load_file(f) for f in files]
     opts = OvnOptions(
         external_ips=_parse_external(kw["external_ips"], nets),
+        external_ipv6s=_parse_external(kw["external_ipv6s"], nets, "--external-ipv6"),
+        outside_gateway6=kw["outside_gateway6"],
         outside_subnet=kw["outside_subnet"],
         outside_gateway=kw["outside_gateway"],
         outside_switch=kw["outside_switch"],
@@ -153,10 +170,12 @@ def _notes(nets: list[Network], opts: OvnOptions) -> list[str]:
         r = n.router
         if n.mode.value == "route" and r is not None and r.gateway is not None:
             via = r.gateway.address.split("/")[0]
+            via6 = r.gateway.address6.split("/")[0] if r.gateway.address6 else None
             for net in r.networks:
-                if ":" not in net:
-                    sub = ipaddress.ip_interface(net).network
-                    lines.append(f"# {n.name}: the outside needs a route: {sub} via {via}")
+                sub = ipaddress.ip_interface(net).network
+                hop = via6 if ":" in net else via
+                if hop is not None:
+                    lines.append(f"# {n.name}: the outside needs a route: {sub} via {hop}")
     return lines
 
 

@@ -79,8 +79,14 @@ def _router(n: OvnNetwork, r: OvnRouter, opts: OvnOptions, st: NbState | None) -
         ("lsp-set-addresses", r.switch_port, "router"),
         ("lsp-set-options", r.switch_port, f"router-port={r.port}"),
     ]
+    if r.ra:
+        # SLAAC: ovn-controller answers router solicitations and advertises the prefix.
+        cmds.append(("set", "Logical_Router_Port", r.port, f"ipv6_ra_configs={_map(r.ra)}"))
+    elif st is not None and r.port in st.router_ports:
+        cmds.append(("clear", "Logical_Router_Port", r.port, "ipv6_ra_configs"))
     g = r.gateway
     if g is not None:
+        gnets = [a for a in (g.address, g.address6) if a]
         cmds += [
             (
                 "--if-exists",
@@ -88,9 +94,9 @@ def _router(n: OvnNetwork, r: OvnRouter, opts: OvnOptions, st: NbState | None) -
                 "Logical_Router_Port",
                 g.port,
                 f"mac={q(g.mac)}",
-                f"networks=[{q(g.address)}]",
+                f"networks=[{','.join(q(a) for a in gnets)}]",
             ),
-            ("--may-exist", "lrp-add", r.name, g.port, g.mac, g.address),
+            ("--may-exist", "lrp-add", r.name, g.port, g.mac, *gnets),
             ("--may-exist", "lsp-add", opts.outside_switch, g.outside_port),
             ("lsp-set-type", g.outside_port, "router"),
             ("lsp-set-addresses", g.outside_port, "router"),

@@ -29,6 +29,7 @@ from virtnet.model.validate import validate
 from virtnet.modes import isolated as isolated_mode
 from virtnet.modes import nat as nat_mode
 from virtnet.modes.traits import nat_applies, traits
+from virtnet.ovn import ipv6 as ipv6_mod
 from virtnet.ovn import mtu as mtu_mod
 from virtnet.ovn import names
 from virtnet.ovn.pool import exclude_ips
@@ -52,6 +53,8 @@ class OvnOptions:
     physical_network: str | None = None  # localnet network_name (ovn-bridge-mappings)
     chassis: str = DEFAULT_CHASSIS  # chassis that hosts the gateway routers
     dns_servers: tuple[str, ...] = ()  # DHCP dns_server; default: the gateway address
+    external_ipv6s: Mapping[str, str] = field(default_factory=dict)  # network -> ADDR/PLEN
+    outside_gateway6: str | None = None  # next hop of each router's IPv6 default route
     underlay_mtu: int = mtu_mod.DEFAULT_UNDERLAY_MTU  # the chassis' tunnel network
     encap: str = "geneve"  # the cluster's tunnel type (ovn-encap-type)
 
@@ -91,6 +94,7 @@ class Gateway:
     mac: str
     address: str  # ADDR/PLEN
     outside_port: str
+    address6: str | None = None  # ADDR/PLEN: IPv6 leaves (routed or SNAT66) only with one
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class OvnRouter:
     gateway: Gateway | None
     snat: tuple[Snat, ...] = ()
     routes: tuple[StaticRoute, ...] = ()
+    ra: tuple[tuple[str, str], ...] = ()  # the router port's ipv6_ra_configs
 
 
 @dataclass(frozen=True)
@@ -232,9 +237,6 @@ def _notes(net: Network) -> list[str]:
         notes.append("<nat><address> range: OVN SNATs to one address, the range's start")
     if net.forward and net.forward.dev:
         notes.append("<forward dev>: OVN leaves through the outside switch")
-    for ip in net.ipv6_defs:
-        if ip.dhcp:
-            notes.append(f"DHCPv6 on {ip.address}: only the address is carried")
     if any(h.lease for ip in net.ipv4 if ip.dhcp for h in ip.dhcp.hosts):
         notes.append("per-host leases: every OVN lease has the range's lease time")
     if net.dns and (net.dns.txts or net.dns.srvs or net.dns.forwarders):
@@ -264,6 +266,9 @@ def _acls(net: Network, switch_router_port: str) -> tuple[Acl, ...]:
 
 def _warnings(net: Network, opts: OvnOptions) -> list[str]:
     out = []
+    if net.ipv6_defs and traits(net).forwards_out and net.name not in opts.external_ipv6s:
+        out.append(f"network '{net.name}': its IPv6 subnet stays inside OVN (SLAAC, VM to "
+                   f"VM): pass --external-ipv6 {net.name}=ADDR/PREFIX to route it out")
     if net.mtu:
         w = mtu_mod.warning(net.name, net.mtu, opts.underlay_mtu, opts.encap)
         if w:
@@ -275,6 +280,7 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
     """The OVN objects for ``net``; NotSupported for modes OVN has no counterpart for."""
     opts = opts or OvnOptions()
     names.check_name(net.name)
+    ipv6_mod.refuse_dhcp(net)
     if net.mode not in SUPPORTED_MODES:
         raise NotSupported(
             f"network '{net.name}': forward mode '{net.mode.value}' has no OVN counterpart",
@@ -313,6 +319,8 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
 
     router = None
     swp = names.switch_router_port(net.name)
+    vm_mtu = net.mtu or mtu_mod.vm_mtu(opts.underlay_mtu, opts.encap)
+    ra = ipv6_mod.ra_configs(vm_mtu) if v6 else ()
     if not traits(net).forwards_out and isolated_mode.ovn_gateway_port(net):
         if net.routes:
             raise NotSupported(
@@ -329,6 +337,7 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
             switch_port=swp,
             chassis=None,
             gateway=None,
+            ra=ra,
         )
     elif traits(net).forwards_out and primary is not None:
         ext = _external(net, opts)
@@ -348,9 +357,16 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
                 )
             snat_ip = nat_start or str(ext.ip)
             snat = tuple(Snat(snat_ip, str(ip.network)) for ip in v4)
+        ext6 = ipv6_mod.external(net, opts.external_ipv6s)
+        if nat_applies(net, "ipv6") and v6:
+            if ext6 is None:
+                raise ipv6_mod.needs_external(net)
+            snat += tuple(Snat(str(ext6.ip), str(ip.network)) for ip in v6)
         routes = []
         if opts.outside_gateway:
             routes.append(StaticRoute("0.0.0.0/0", opts.outside_gateway))
+        if opts.outside_gateway6 and ext6 is not None:
+            routes.append(StaticRoute("::/0", opts.outside_gateway6))
         for r in net.routes:
             if ":" in r.address or r.family == "ipv6":
                 continue
@@ -376,9 +392,11 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
                 mac=names.mac(net.name, "outside"),
                 address=str(ext),
                 outside_port=names.outside_port(net.name),
+                address6=str(ext6) if ext6 is not None else None,
             ),
             snat=snat,
             routes=tuple(sorted(set(routes))),
+            ra=ra,
         )
     elif net.routes:
         raise NotSupported(
@@ -463,6 +481,15 @@ def check_options(opts: OvnOptions) -> None:
         _ipv4(opts.outside_gateway, "--outside-gateway")
     for d in opts.dns_servers:
         _ipv4(d, "--dns-server")
+    if opts.outside_gateway6 is not None:
+        try:
+            ipaddress.IPv6Address(opts.outside_gateway6)
+        except ValueError:
+            raise InvalidDefinition(
+                f"--outside-gateway6 {opts.outside_gateway6!r} is not an IPv6 address",
+                element="--outside-gateway6",
+                hint="e.g. 2001:db8:ff::1",
+            ) from None
     mtu_mod.check_underlay(opts.underlay_mtu, opts.encap)
 
 
@@ -470,7 +497,7 @@ def translate_all(nets: Sequence[Network], opts: OvnOptions | None = None) -> li
     """Every network, checked together: names and external addresses must not clash."""
     opts = opts or OvnOptions()
     check_options(opts)
-    unknown = set(opts.external_ips) - {n.name for n in nets}
+    unknown = (set(opts.external_ips) | set(opts.external_ipv6s)) - {n.name for n in nets}
     if unknown:
         raise InvalidDefinition(
             f"--external-ip names no given network: {', '.join(sorted(unknown))}",
@@ -492,12 +519,13 @@ def translate_all(nets: Sequence[Network], opts: OvnOptions | None = None) -> li
     for o in out:
         if o.router is None or o.router.gateway is None:
             continue
-        ip = o.router.gateway.address.split("/")[0]
-        if ip in taken:
-            raise Conflict(
-                f"networks '{taken[ip]}' and '{o.name}' both use external address {ip}",
-                element="--external-ip",
-                hint="give each nat/route/open network its own external address",
-            )
-        taken[ip] = o.name
+        g = o.router.gateway
+        for ip in (a.split("/")[0] for a in (g.address, g.address6) if a):
+            if ip in taken:
+                raise Conflict(
+                    f"networks '{taken[ip]}' and '{o.name}' both use external address {ip}",
+                    element="--external-ip",
+                    hint="give each nat/route/open network its own external address",
+                )
+            taken[ip] = o.name
     return out
