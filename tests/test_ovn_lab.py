@@ -24,7 +24,8 @@ from tests.conftest import require_root
 from virtnet import ovn
 from virtnet.lab import daemons as dmod
 from virtnet.lab import ovn_bed, ovn_demo, ovn_verify
-from virtnet.model.network import Network
+from virtnet.lab.spec import shorthand_network
+from virtnet.model.network import Nat, Network
 from virtnet.reach.table import SEED_TABLE, matches_seed
 
 VIRTNET = [sys.executable, "-c", "from virtnet.cli.main import main; main()"]
@@ -39,8 +40,17 @@ def _require() -> None:
         pytest.skip(str(exc))
 
 
+V6_SUBNET = "2001:db8:10::/64"
+
+
 def lab_networks() -> tuple[Network, ...]:
     nets = list(ovn_demo.demo_spec().networks)
+    nat = nets[0]
+    assert nat.forward is not None
+    v6 = shorthand_network("nat", 0, ipv6=V6_SUBNET).ipv6_defs
+    # nat with IPv6 masqueraded too (SLAAC from OVN's router advertisements, SNAT66)
+    nets[0] = replace(nat, ips=(*nat.ips, *v6),
+                      forward=replace(nat.forward, nat=Nat(ipv6=True)))
     nets[1] = replace(nets[1], mtu=MTU)  # route
     return tuple(nets)
 
@@ -158,6 +168,33 @@ def test_deleting_nat_acls_flips_exactly_nats_visible_cells(lab: ovn_bed.Lab) ->
     assert report.differences == []
     assert next(r for r in report.observed_rows() if r.network == "nat").cells == \
         SEED_TABLE["NAT"]
+
+
+def test_ipv6_slaac_from_ovn_and_snat66_out_rejected_in(lab: ovn_bed.Lab) -> None:
+    import ipaddress
+
+    from virtnet.reach import probe
+
+    st = lab.st
+    vms = [vm(st, "nat/vm1"), vm(st, "nat/vm2")]
+    for v in vms:
+        addr = ipaddress.IPv6Address(str(v["ipv6"]))
+        assert addr in ipaddress.IPv6Network(V6_SUBNET)
+        dyn = nbctl(st, "get", "Logical_Switch_Port", str(v["port"]), "dynamic_addresses")
+        assert str(addr) in dyn  # northd's EUI-64 address is the one SLAAC chose
+    out_ns = st.outside[0]["netns"]
+    ext6 = st.external_ipv6s["nat"].split("/")[0]
+    with probe.listening([out_ns, *(str(v["netns"]) for v in vms)]) as lst:
+        token = b"v6-token-0123456"
+        obs = probe.tcp(str(vms[1]["netns"]), ovn_bed.OUTSIDE_HOST6, token)
+        assert obs.ok, obs
+        lst.wait_for([token])
+        assert lst.seen[token] == ext6  # SNAT66 to the gateway's IPv6 address
+        inbound = probe.tcp(out_ns, str(vms[0]["ipv6"]), b"v6-token-inbound")
+        assert not inbound.ok and inbound.detail in ("refused", "unreachable", "prohibited"), \
+            inbound
+        assert inbound.ms < 500
+    assert probe.icmp(str(vms[0]["netns"]), str(vms[1]["ipv6"])).ok  # VM to VM, cross-chassis
 
 
 def test_bulk_tcp_across_chassis_at_the_definitions_mtu(lab: ovn_bed.Lab) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import array
 import contextlib
 import fcntl
+import functools
 import ipaddress
 import json
 import os
@@ -66,6 +67,16 @@ TOOLS = ("ovsdb-server", "ovsdb-tool", "ovs-vswitchd", "ovs-vsctl", "ovn-northd"
 UNDERLAY = ipaddress.IPv4Network("172.31.0.0/24")
 OUTSIDE_LAN = ipaddress.IPv4Network("203.0.113.0/24")
 OUTSIDE_HOST = "203.0.113.50"
+OUTSIDE_LAN6 = ipaddress.IPv6Network("2001:db8:ff::/64")
+OUTSIDE_HOST6 = "2001:db8:ff::50"
+# VMs: no DAD wait, a router solicitation every second until OVN's advertisement comes.
+_VM_SYSCTLS = {
+    "net/ipv6/conf/default/accept_dad": "0",
+    "net/ipv6/conf/all/accept_dad": "0",
+    "net/ipv6/conf/default/router_solicitation_delay": "0",
+    "net/ipv6/conf/default/router_solicitation_interval": "1",
+    "net/ipv6/conf/default/router_solicitations": "-1",
+}
 PHYSNET = "physnet"
 MAX_CHASSIS = 8
 MAX_VMS = 8
@@ -139,6 +150,7 @@ class OvnLabState:
     vms: list[dict[str, Any]] = field(default_factory=list)
     outside: list[dict[str, Any]] = field(default_factory=list)
     external_ips: dict[str, str] = field(default_factory=dict)  # network -> ADDR/PLEN
+    external_ipv6s: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     created: float = 0.0
 
@@ -254,6 +266,10 @@ def external_ip(index: int) -> str:
     return f"{OUTSIDE_LAN.network_address + 10 + index}/{OUTSIDE_LAN.prefixlen}"
 
 
+def external_ipv6(index: int) -> str:
+    return f"{OUTSIDE_LAN6.network_address + 0x10 + index}/{OUTSIDE_LAN6.prefixlen}"
+
+
 def lab_options(spec: OvnLabSpec, mark: str) -> Any:
     """The options ``virtnet ovn apply`` gets in the lab: one external address per network
     with a gateway, the gateway chassis, the localnet on physnet, the underlay's MTU."""
@@ -261,8 +277,10 @@ def lab_options(spec: OvnLabSpec, mark: str) -> Any:
 
     ext = {n.name: external_ip(j) for j, n in enumerate(spec.networks)
            if traits(n).forwards_out}
-    return OvnOptions(external_ips=ext, physical_network=PHYSNET, chassis=f"{mark}-ch1",
-                      underlay_mtu=underlay_mtu(spec))
+    ext6 = {n.name: external_ipv6(j) for j, n in enumerate(spec.networks)
+            if traits(n).forwards_out and n.ipv6_defs}
+    return OvnOptions(external_ips=ext, external_ipv6s=ext6, physical_network=PHYSNET,
+                      chassis=f"{mark}-ch1", underlay_mtu=underlay_mtu(spec))
 
 
 # -- small host helpers ----------------------------------------------------------------------
@@ -381,8 +399,7 @@ def up(spec: OvnLabSpec, state_dir: Path, *, progress: Progress = _quiet,
     try:
         st.dir.mkdir(parents=True, exist_ok=True)
         progress(f"OVN lab {mark}: {len(st.namespaces)} namespaces")
-        for ns in st.namespaces:
-            netns_mod.create(ns)
+        _parallel([functools.partial(netns_mod.create, ns) for ns in st.namespaces])
         _wire(st)
         progress(f"OVN lab {mark}: central (NB, SB, northd) and {spec.chassis} chassis")
         _central(st, daemons)
@@ -414,6 +431,14 @@ def up(spec: OvnLabSpec, state_dir: Path, *, progress: Progress = _quiet,
         raise
 
 
+def _parallel(jobs: Sequence[Callable[[], object]]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(jobs)))) as pool:
+        for f in [pool.submit(j) for j in jobs]:
+            f.result()
+
+
 def _wire(st: OvnLabState) -> None:
     """Underlay, outside LAN and the outside host (addresses, MTU, no tx checksum offload)."""
     mtu = st.underlay_mtu
@@ -429,12 +454,15 @@ def _wire(st: OvnLabState) -> None:
            f"link add g1 type veth peer name lan netns {st.chassis_ns(1)}",
            "link set g1 master lan0", "link set g1 up"]
     _batch(st.lan_ns, lan)
+    _sysctl(f"{st.mark}-out1", {"net/ipv6/conf/eth0/accept_dad": "0"})
     _batch(f"{st.mark}-out1", [f"addr add {OUTSIDE_HOST}/{OUTSIDE_LAN.prefixlen} dev eth0",
-                               "link set eth0 up"])
+                               f"addr add {OUTSIDE_HOST6}/{OUTSIDE_LAN6.prefixlen} dev eth0 "
+                               "nodad", "link set eth0 up"])
     tx_csum_off(f"{st.mark}-out1", ["eth0"])
     tx_csum_off(st.lan_ns, ["o1", "g1"])
     tx_csum_off(st.under_ns, [f"c{i}" for i in range(1, st.chassis + 1)])
-    st.outside = [{"id": "outside1", "netns": f"{st.mark}-out1", "ipv4": OUTSIDE_HOST}]
+    st.outside = [{"id": "outside1", "netns": f"{st.mark}-out1", "ipv4": OUTSIDE_HOST,
+                   "ipv6": OUTSIDE_HOST6}]
     save(st)
 
 
@@ -539,6 +567,7 @@ def apply(st: OvnLabState) -> list[tuple[str, ...]]:
     spec = spec_of(st)
     opts = lab_options(spec, st.mark)
     st.external_ips = dict(opts.external_ips)
+    st.external_ipv6s = dict(opts.external_ipv6s)
     return ovn.apply(list(spec.networks), st.nb, opts)
 
 
@@ -556,6 +585,10 @@ def _outside(st: OvnLabState) -> None:
             continue  # isolated: no gateway on the outside LAN
         via = ext.split("/")[0]
         routes += [f"route add {ip.network} via {via}" for ip in n.ipv4]
+        ext6 = st.external_ipv6s.get(n.name)
+        if ext6 is not None:
+            routes += [f"route add {ip.network} via {ext6.split('/')[0]}"
+                       for ip in n.ipv6_defs]
     if routes:
         _batch(f"{st.mark}-out1", routes)
 
@@ -565,6 +598,7 @@ def _vm_ports(st: OvnLabState) -> None:
 
     for v in st.vms:
         ns, ch = v["netns"], st.chassis_ns(v["chassis"])
+        _sysctl(ns, _VM_SYSCTLS)
         _batch(ns, [f"link add eth0 type veth peer name {v['ovs_port']} netns {ch}",
                     "link set eth0 up"])
         _batch(ch, [f"link set {v['ovs_port']} up"])
@@ -594,9 +628,13 @@ def _leases(st: OvnLabState, t0: float) -> None:
 
     first: list[float] = []
 
+    v6nets = {n.name for n in st.network_defs() if n.ipv6_defs}
+
     def one(v: dict[str, Any]) -> None:
         v["ipv4"] = lease(v["netns"], v["id"])
         first.append(time.monotonic())
+        if v["network"] in v6nets:
+            v["ipv6"] = slaac(v["netns"], v["id"])
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(st.vms)))) as pool:
         list(pool.map(one, st.vms))
@@ -652,8 +690,26 @@ def warm_up(st: OvnLabState, tries: int = 4) -> None:  # tries of 0.5 s
         list(pool.map(one, paths))
 
 
-def address(netns: str) -> str | None:
-    proc = subprocess.run(["ip", "-n", netns, "-j", "-4", "addr", "show", "dev", "eth0",
+def slaac(netns: str, what: str, timeout: float = 10) -> str:
+    """The VM's global IPv6 address, configured from OVN's router advertisement."""
+    deadline = time.monotonic() + timeout
+    while (addr := address(netns, 6)) is None:
+        if time.monotonic() > deadline:
+            raise HostError(f"VM {what} got no IPv6 address (SLAAC) from OVN's router "
+                            "advertisements", hint="check the router port's ipv6_ra_configs")
+        time.sleep(0.05)
+    return addr
+
+
+def _sysctl(netns: str, values: dict[str, str]) -> None:
+    with entered(netns):
+        for key, value in values.items():
+            with open(f"/proc/sys/{key}", "w") as fh:
+                fh.write(value)
+
+
+def address(netns: str, version: int = 4) -> str | None:
+    proc = subprocess.run(["ip", "-n", netns, "-j", f"-{version}", "addr", "show", "dev", "eth0",
                            "scope", "global"], capture_output=True, text=True)
     with contextlib.suppress(ValueError, IndexError, KeyError):
         for item in json.loads(proc.stdout or "[]"):
@@ -837,7 +893,7 @@ def addresses(st: OvnLabState) -> dict[str, dict[str, str]]:
     """Every endpoint's probe addresses: {id: {"ipv4": ..., "netns": ...}}."""
     out: dict[str, dict[str, str]] = {}
     for v in st.vms:
-        out[v["id"]] = {k: v[k] for k in ("ipv4", "netns") if v.get(k)}
+        out[v["id"]] = {k: v[k] for k in ("ipv4", "ipv6", "netns") if v.get(k)}
     for o in st.outside:
-        out[o["id"]] = {k: o[k] for k in ("ipv4", "netns")}
+        out[o["id"]] = {k: o[k] for k in ("ipv4", "ipv6", "netns") if o.get(k)}
     return out
