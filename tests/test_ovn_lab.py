@@ -25,7 +25,7 @@ from virtnet import ovn
 from virtnet.lab import daemons as dmod
 from virtnet.lab import ovn_bed, ovn_demo, ovn_verify
 from virtnet.lab.spec import shorthand_network
-from virtnet.model.network import Nat, Network
+from virtnet.model.network import DNS, DNSHost, Nat, Network
 from virtnet.reach.table import SEED_TABLE, matches_seed
 
 VIRTNET = [sys.executable, "-c", "from virtnet.cli.main import main; main()"]
@@ -41,6 +41,7 @@ def _require() -> None:
 
 
 V6_SUBNET = "2001:db8:10::/64"
+DNS_NAME, DNS_IP = "files", "192.168.102.77"
 
 
 def lab_networks() -> tuple[Network, ...]:
@@ -52,6 +53,8 @@ def lab_networks() -> tuple[Network, ...]:
     nets[0] = replace(nat, ips=(*nat.ips, *v6),
                       forward=replace(nat.forward, nat=Nat(ipv6=True)))
     nets[1] = replace(nets[1], mtu=MTU)  # route
+    # isolated with a DNS record: answered at the gateway address (the isolated gateway port)
+    nets[2] = replace(nets[2], dns=DNS(hosts=(DNSHost(ip=DNS_IP, hostnames=(DNS_NAME,)),)))
     return tuple(nets)
 
 
@@ -134,6 +137,44 @@ def test_observed_table_equals_the_seeds(lab: ovn_bed.Lab) -> None:
     seen = {(r.key.src, r.key.dst): r.seen_as for r in report.results if r.key.proto == "tcp"}
     assert seen[("nat/vm2", "outside1")] == "host"
     assert seen[("route/vm2", "outside1")] == "itself"
+
+
+def _dns_a(netns: str, server: str, name: str) -> str | None:
+    """One DNS A query from NETNS to SERVER; the first address of the answer."""
+    import secrets
+    import socket
+    import struct
+
+    from virtnet.host.nsenter import entered
+
+    qid = secrets.randbelow(0xFFFF)
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
+    with entered(netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.settimeout(2)
+        sock.sendto(query, (server, 53))
+        data, _ = sock.recvfrom(512)
+    finally:
+        sock.close()
+    rid, _flags, _qd, ancount = struct.unpack("!HHHH", data[:8])
+    if rid != qid or ancount == 0:
+        return None
+    return socket.inet_ntoa(data[-4:])  # the last answer's RDATA (one A record)
+
+
+def test_isolated_gateway_answers_ping_and_dns(lab: ovn_bed.Lab) -> None:
+    from virtnet.reach.probe import icmp
+
+    st = lab.st
+    for vid in ("isolated/vm1", "isolated/vm2"):  # one on each chassis
+        v = vm(st, vid)
+        assert icmp(str(v["netns"]), "192.168.102.1").ok
+        assert _dns_a(str(v["netns"]), "192.168.102.1", DNS_NAME) == DNS_IP
+    # and nothing leaves: the router has the gateway port only
+    ports = nbctl(st, "lrp-list", "vn-isolated-router").split()
+    assert ports[1:] == ["(vn-isolated-rtr)"]
 
 
 def test_nat_inbound_is_rejected_not_dropped(lab: ovn_bed.Lab) -> None:
