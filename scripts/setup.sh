@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip iproute2 nftables dnsmasq-base udhcpc iperf3 iputils-ping
+APT_PACKAGES=(python3 python3-venv python3-pip iproute2 nftables dnsmasq-base udhcpc iperf3 iputils-ping conntrack
               procps util-linux kmod ca-certificates ovn-central
               openvswitch-switch ovn-host)
 

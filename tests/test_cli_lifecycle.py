@@ -170,7 +170,8 @@ def test_dhcp_leases_and_live_host_update_without_restart(host: CliHost) -> None
     port = r.stdout.split()[1]
     ports = host.json("port-list", "netd")
     assert ports == [{"name": port, "network": "netd", "kind": "veth", "bridge": br,  # type: ignore[comparison-overlap]
-                      "mac": mac, "peer_netns": client, "peer_name": "eth0"}]
+                      "mac": mac, "peer_netns": client, "peer_name": "eth0",
+                      "owner": None, "group": None}]
 
     # A fixed address for this MAC, added live: dnsmasq gets a SIGHUP, not a restart.
     pid_before = dnsmasq_pids(host.state)

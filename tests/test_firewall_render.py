@@ -25,7 +25,7 @@ from virtnet.firewall import (
 )
 from virtnet.firewall.elements import merged_elements
 from virtnet.firewall.parts import Addrs, Element, Ifname, Verdict
-from virtnet.firewall.schema import CHAINS, SETS_BY_NAME
+from virtnet.firewall.schema import CHAINS, CHAINS_BY_NAME, EST_CHAIN, SETS_BY_NAME
 from virtnet.model.network import ForwardMode, Nat
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,24 @@ def test_open_and_bridge_modes_have_no_rules_at_all() -> None:
 
 def test_isolated_only_same_bridge_and_reject() -> None:
     elems = network_elements(CASES["isolated"][0])
-    assert _names(elems) == {"bridges", "same_bridge"}
+    assert _names(elems) == {"bridges", "same_bridge", "isolated", "isolated4", "isolated6"}
+
+
+def test_isolated_rejects_come_before_any_accept_into_another_bridge() -> None:
+    """An isolated VM's packets must not reach a routed network's accept (libvirt 9.0 lets
+    them in): every isolated reject precedes the first vmap into a bridge."""
+    rules = list(CHAINS_BY_NAME["filter_forward"].rules)
+    first_in = min(i for i, r in enumerate(rules) if "vmap @in" in r)
+    for rule in ("iifname @isolated reject", "oifname @isolated reject",
+                 "ip saddr @isolated4 reject with icmp port-unreachable",
+                 "ip6 saddr @isolated6 reject with icmpv6 port-unreachable"):
+        assert rules.index(rule) < first_in, rule
+
+
+def test_nat_inbound_refusal_does_not_need_the_bridges_element() -> None:
+    """The chain NAT's inbound verdict jumps to ends in its own reject: a deleted element of
+    ``bridges`` does not open the network (fail closed)."""
+    assert CHAINS_BY_NAME[EST_CHAIN].rules[-1] == "reject"
 
 
 def test_nat_elements() -> None:
@@ -176,7 +193,7 @@ def test_packet_path_is_constant_in_the_number_of_networks() -> None:
     assert chain_part(one) == chain_part(thousand)
     assert len(thousand.splitlines()) < len(one.splitlines()) + 20 * 1000 // 8 + 20
     counts = path_rule_count()
-    assert counts["filter_forward"] == 11 and counts["nat_postrouting"] == 14
+    assert counts["filter_forward"] == 17 and counts["nat_postrouting"] == 14
     # The incremental script for network #1000 is as small as for #1.
     assert len(render_add(many[999])) <= len(render_add(many[0])) + 60
 

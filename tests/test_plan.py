@@ -25,6 +25,7 @@ from virtnet.plan import (
     Plan,
     desired_state,
     diff,
+    owner_id,
     plan_network,
 )
 
@@ -49,7 +50,7 @@ def test_bridge_spec_from_definition() -> None:
     b = p.bridge
     assert (b.name, b.mac, b.mtu, b.stp, b.delay) == ("virbr0", "52:54:00:0a:0b:0c", 9000, True, 0)
     assert b.addresses == ("192.168.122.1/24",)
-    assert b.alias == "virtnet:default"
+    assert b.alias == f"virtnet:default owner={owner_id(STATE)}"
 
 
 def test_stp_defaults_on_like_libvirt() -> None:
@@ -123,8 +124,9 @@ def _observed_like(d_net: Network) -> Observed:
     p = plan_network(d_net, STATE)
     assert p.dnsmasq is not None
     return Observed(
-        bridges={"virbr0": ObservedBridge("virbr0", "virtnet:default", "52:54:00:0a:0b:0c",
-                                          1500, True, frozenset({"192.168.122.1/24"}), True)},
+        bridges={"virbr0": ObservedBridge("virbr0", f"virtnet:default owner={owner_id(STATE)}",
+                                          "52:54:00:0a:0b:0c", 1500, True,
+                                          frozenset({"192.168.122.1/24"}), True)},
         sysctls={s.path: s.value for s in p.sysctls},
         files=dict(p.dnsmasq.files),
         dnsmasq_running={"default": True},
@@ -163,6 +165,7 @@ def test_diff_shows_only_what_differs() -> None:
 
 def test_diff_on_empty_host_creates_everything() -> None:
     got = [str(c) for c in diff(desired_state([net()], STATE), Observed())]
-    assert got[0].startswith("+ bridge virbr0: alias virtnet:default, mac 52:54:00:0a:0b:0c")
+    assert got[0].startswith(f"+ bridge virbr0: alias virtnet:default owner={owner_id(STATE)}, "
+                             "mac 52:54:00:0a:0b:0c")
     assert "+ file /var/lib/virtnet-test/dnsmasq/default.conf" in got
     assert any(c.startswith("~ sysctl net.ipv4.ip_forward: (absent) -> 1") for c in got)

@@ -25,7 +25,7 @@ from virtnet.errors import Conflict, HostError, InvalidDefinition, NotFound, Vir
 from virtnet.libvirtxml import format_network
 from virtnet.loader import load_file
 from virtnet.model.network import Network
-from virtnet.plan import ALIAS_PREFIX, Change, Plan
+from virtnet.plan import Change, Plan, read_mark
 from virtnet.service import Service, stored_network
 
 SUFFIXES = (".xml", ".yaml", ".yml")
@@ -246,7 +246,7 @@ class Declarative:
         netns = self.svc.netns
         with self.store.host_lock(netns):
             for _, raw in sources:  # running networks whose runtime status was lost
-                self.svc.recover(raw.name)
+                self.svc.recover(raw.name)  # (a lost database: the engine takes them back)
             plan = self.plan(sources, prune=prune, against_host=False)
             self._check_devices(plan)
             touched = [a.name for a in plan.actions]
@@ -336,8 +336,8 @@ class Declarative:
                 return  # namespace missing: the start itself reports it
             if link is None:
                 continue
-            owner = (link.alias or "")[len(ALIAS_PREFIX):] if (link.alias or "").startswith(
-                ALIAS_PREFIX) else None
+            mark = read_mark(link.alias)
+            owner = mark.network if mark is not None else None
             if owner == net.name or owner in removed:
                 continue
             raise Conflict(

@@ -35,6 +35,7 @@ from virtnet.hostcfg.iplink import read_live
 from virtnet.hostcfg.rules import Severity, check_bridge
 from virtnet.libvirtxml import parse_network
 from virtnet.model.network import ForwardMode, Network
+from virtnet.plan.marks import owner_id, read_mark
 from virtnet.store import Store
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -85,6 +86,7 @@ class Doctor:
             raise NotFound(f"network namespace {netns!r} does not exist",
                            hint="pass an existing --netns")
         self.netns = netns
+        self.state_dir = Path(state_dir)
         self.store = Store(state_dir)
         self.g = _g(netns)
         self._confs: list[Path] = []
@@ -128,10 +130,52 @@ class Doctor:
             else:
                 out += self._inactive(name, defs.get(name), runtime.get(name), bool(names),
                                       links)
+        out += self._owners(links, runtime, defs)
         chosen = {n: v for n, v in active.items() if n in targets}
         out += self._forwarding(chosen)
         out += self._firewall(active, chosen)
         return sorted(out, key=lambda f: (_RANK[f.severity], f.network or "", f.code))
+
+    # -- who owns what -------------------------------------------------------------------
+
+    def _owners(self, links: _Links, runtime: dict[str, Any],
+                defs: dict[str, Any]) -> list[Finding]:
+        """Bridges of another state directory (two owners in one namespace), and this one's
+        bridges that run without a record (a lost database)."""
+        me = owner_id(self.state_dir)
+        foreign: dict[str, list[str]] = {}
+        out: list[Finding] = []
+        for name, link in links.all_links().items():
+            mark = read_mark(link.get("ifalias")) if link.get("linkinfo", {}).get(
+                "info_kind") == "bridge" else None
+            if mark is None:
+                continue
+            if not mark.owned_by(me):
+                foreign.setdefault(str(mark.owner), []).append(f"{mark.network} ({name})")
+            elif mark.network not in runtime:
+                known = mark.network in defs
+                out.append(Finding(
+                    WARNING, "running-without-record", mark.network,
+                    f"bridge {name} of network '{mark.network}' runs, but this state "
+                    "directory has no record of it",
+                    "its runtime record was lost (a lost or damaged database); virtnet left "
+                    "it running for its VMs",
+                    f"virtnet {self.g}net-start {mark.network} takes it back as it runs"
+                    if known else
+                    f"virtnet {self.g}net-define FILE (its definition) then net-start "
+                    f"{mark.network} takes it back; or virtnet {self.g}reconcile "
+                    "--remove-orphans removes it"))
+        for owner, nets in sorted(foreign.items()):
+            out.append(Finding(
+                ERROR, "other-owner", None,
+                f"{_ns_text(self.netns)} has networks of another virtnet state directory "
+                f"(owner id {owner}): {', '.join(sorted(nets))}",
+                f"a namespace's networks have one owner; this state directory "
+                f"({self.state_dir}, owner id {me}) refuses to start, stop or repair "
+                "anything here, so it cannot tear them down by mistake",
+                "run virtnet with the --state-dir that started them (an owner id is the "
+                "first 12 hex digits of the SHA-256 of the directory's absolute path)"))
+        return out
 
     # -- not running ----------------------------------------------------------------------
 
@@ -511,6 +555,11 @@ class _Links:
             proc = netns_mod.run(self.netns, ["ip", "-d", "-j", "link", "show"])
             self._links = {e["ifname"]: e for e in json.loads(proc.stdout or "[]")}
         return self._links.get(name)
+
+    def all_links(self) -> dict[str, dict[str, Any]]:
+        self.get("")
+        assert self._links is not None
+        return self._links
 
     def addresses(self, name: str) -> list[str]:
         if self._addrs is None:

@@ -17,17 +17,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from virtnet import bridged, direct, firewall
+from virtnet.dnsmasq.config import DnsmasqPaths
 from virtnet.errors import Conflict, HostError, NotFound, VirtnetError
+from virtnet.host import conntrack, sysctl, tapnode
 from virtnet.host import dnsmasq as dnsmasq_proc
 from virtnet.host import leases as leases_mod
 from virtnet.host import ports as ports_mod
 from virtnet.host import record as rec_mod
-from virtnet.host import sysctl
 from virtnet.host.leases import DhcpLease
 from virtnet.host.links import Netlink
 from virtnet.host.nsenter import entered
@@ -35,14 +36,16 @@ from virtnet.host.ports import Port
 from virtnet.host.reverter import Reverter
 from virtnet.model.network import ForwardMode, Network
 from virtnet.plan import (
-    ALIAS_PREFIX,
+    BridgeMark,
     NetworkPlan,
     Observed,
     Plan,
     bridge_changes,
     desired_state,
     diff,
+    owner_id,
     plan_network,
+    read_mark,
 )
 from virtnet.store import Store
 
@@ -82,6 +85,7 @@ class Engine:
     def __init__(self, state_dir: Path | str, netns: str | None) -> None:
         self.state_dir = Path(state_dir)
         self.netns = netns
+        self.owner = owner_id(self.state_dir)  # marked on every bridge this state dir makes
         self.store = Store(self.state_dir)
         self._nl: Netlink | None = None
 
@@ -150,6 +154,10 @@ class Engine:
             )
         return rec
 
+    def running_definitions(self) -> dict[str, Network]:
+        """Every active network's running definition, from one consistent read."""
+        return self._active_networks()
+
     def _active_networks(self) -> dict[str, Network]:
         return {
             n: rec_mod.network_from_json(r["definition"])
@@ -217,7 +225,12 @@ class Engine:
                            element="bridge", hint="give each network its own <bridge name=...>")
         reports: dict[str, StartReport] = {}
         with self._lock():
+            if not self.store.list_runtime(self.netns):
+                # The first network here: a namespace another state directory manages is
+                # not ours to add to (its table would be rewritten under it).
+                self._refuse_foreign(self.nl.marked_bridges())
             todo: list[NetworkPlan] = []
+            adopted: list[tuple[NetworkPlan, tuple[str, ...]]] = []
             for plan in plans:
                 net = plan.network
                 rec = self._record(net.name)
@@ -235,7 +248,9 @@ class Engine:
                 if rec is not None:  # an interrupted start or stop: clear its leftovers first
                     self._teardown(net.name, rec, crashed=True)
                     self.store.delete_runtime(self.netns, net.name)
-                self._check_bridge_free(plan)
+                if self._check_bridge_free(plan):
+                    adopted.append((plan, self._adopt(plan)))
+                    continue
                 todo.append(plan)
             if todo:
                 self._apply_starts(todo)
@@ -243,7 +258,53 @@ class Engine:
             reports[plan.name] = StartReport(plan.name, plan.bridge.name, True,
                                              self._messages(plan.network),
                                              time.perf_counter() - t0)
+        for plan, notes in adopted:
+            reports[plan.name] = StartReport(plan.name, plan.bridge.name, True,
+                                             (*notes, *self._messages(plan.network)),
+                                             time.perf_counter() - t0)
         return [reports[n] for n in names]
+
+    def _refuse_foreign(self, marked: Sequence[tuple[BridgeMark, Any]]) -> None:
+        """A namespace's networks have one owner: refuse to act where another state
+        directory's bridges are, naming it, rather than take them for orphans."""
+        foreign = sorted({m.owner for m, _ in marked if m.owner and not m.owned_by(self.owner)})
+        if not foreign:
+            return
+        nets = sorted(f"{m.network} ({link.name})" for m, link in marked
+                      if m.owner in foreign)
+        raise Conflict(
+            f"namespace {self.netns or 'root'} is managed by another virtnet state directory "
+            f"(owner id {', '.join(foreign)}: networks {', '.join(nets)}); this one is "
+            f"{self.state_dir} (owner id {self.owner})",
+            element="--state-dir",
+            hint="run virtnet with the state directory that started those networks (its "
+                 "owner id is the SHA-256 of its path; 'virtnet doctor' lists the owners)",
+        )
+
+    def _adopt(self, plan: NetworkPlan) -> tuple[str, ...]:
+        """Take back a network that still runs but lost its record (a lost or damaged
+        database): the same bridge, its ports and MAC, its dnsmasq when its configuration is
+        unchanged; then repair whatever differs from PLAN. Never delete it."""
+        rec = self._intent(plan)
+        rec["state"] = rec_mod.ACTIVE
+        rec["ports"] = True  # unknown: stop then looks for ports on the bridge
+        dm = plan.dnsmasq
+        pid = None
+        if dm is not None:
+            pids = sorted(p for p in {*dnsmasq_proc.find(dm.conf),
+                                      dnsmasq_proc.read_pid(dm.pidfile) or 0}
+                          if p and dnsmasq_proc.is_ours(p, dm.conf))
+            pid = pids[0] if pids else None
+            for extra in pids[1:]:
+                dnsmasq_proc.stop(extra, dm.conf)
+            rec["dnsmasq"]["pid"] = pid
+        self._put(plan.name, rec)
+        notes = [f"taken back from the host: bridge {plan.bridge.name}"
+                 + (f", dnsmasq pid {pid}" if pid else "")]
+        notes += self._repair(plan.name, rec)
+        if plan.firewall:
+            self._firewall_add([plan.network])
+        return tuple(notes)
 
     def _active_or_cleared(self, net: Network) -> dict[str, Any] | None:
         """For bridged/direct starts, under the lock: the record when NET is already active
@@ -285,16 +346,19 @@ class Engine:
             self._put(net.name, direct.runtime_record(net, started, rec_mod.network_to_json(net)))
         return StartReport(net.name, "", True, started.messages, time.perf_counter() - t0)
 
-    def _check_bridge_free(self, plan: NetworkPlan) -> None:
+    def _check_bridge_free(self, plan: NetworkPlan) -> bool:
+        """Whether PLAN's bridge exists already as this network's own, still running after
+        its record was lost (True: take it back). Anything else there is refused."""
         link = self.nl.get_raw(plan.bridge.name)  # one raw round trip: the common case is none
         if link is None:
-            return
-        if link.alias == plan.bridge.alias:
-            self.nl.delete(link.name)  # our own orphan (record lost): start afresh
-            return
+            return False
+        mark = read_mark(link.alias)
+        if mark is not None and mark.network == plan.name:
+            if mark.owned_by(self.owner):
+                return True
+            self._refuse_foreign([(mark, link)])
         owner = (
-            f"virtnet network {link.alias[len(ALIAS_PREFIX):]!r}"
-            if link.alias and link.alias.startswith(ALIAS_PREFIX) else "something else"
+            f"virtnet network {mark.network!r}" if mark is not None else "something else"
         )
         raise Conflict(
             f"cannot start network {plan.name!r}: interface {plan.bridge.name!r} already exists "
@@ -595,7 +659,7 @@ class Engine:
         doomed = [
             link for link in present
             if (owner := bridges.get(link.name)) is not None
-            and (link.alias == ALIAS_PREFIX + owner or (crashed and not link.alias))
+            and (_marks(link.alias, owner) or (crashed and not link.alias))
             or ports_mod.alias_network(link.alias) in with_ports
         ]
         try:
@@ -623,10 +687,17 @@ class Engine:
 
     # -- reconcile ----------------------------------------------------------------------
 
-    def reconcile(self, names: Sequence[str] | None = None) -> list[str]:
-        """Repair drift of the active networks (all, or NAMES); returns the repairs made."""
+    def reconcile(self, names: Sequence[str] | None = None, *,
+                  remove_orphans: bool = False) -> list[str]:
+        """Repair drift of the active networks (all, or NAMES); returns the repairs made.
+
+        A bridge of this state directory that runs without a record (a lost database) is
+        taken back when its definition is stored, and otherwise left running and reported;
+        REMOVE_ORPHANS removes such bridges (and their dnsmasq). Another state directory's
+        networks are never touched: the reconcile is refused, naming the owner."""
         repairs: list[str] = []
         with self._lock():
+            self._refuse_foreign(self.nl.marked_bridges())
             records = self.store.list_runtime(self.netns)
             if names is not None:
                 missing = [n for n in names if n not in records]
@@ -640,16 +711,16 @@ class Engine:
                     repairs.append(f"{name}: removed the leftovers of an interrupted start/stop")
                     continue
                 repairs += [f"{name}: {r}" for r in self._repair(name, rec)]
+            unclaimed: list[str] = []
+            if names is None:
+                repairs += self._claim_orphans(records, unclaimed, remove=remove_orphans)
             running = list(self._active_networks().values())
             # bridged networks have no rules of their own
             active = [n for n in running if not bridged.is_host_bridge(n)]
-            if names is None:
-                for net_name, link in self.nl.owned_bridges().items():
-                    if net_name not in records:
-                        self.nl.delete(link.name)
-                        repairs.append(f"{net_name}: removed orphan bridge {link.name}")
             if not any(r.get("firewall") for r in self.store.list_runtime(self.netns).values()):
-                if firewall.read_table(self.netns) is not None:  # no network needs it
+                # No network needs the table; but a bridge still running without a record
+                # may (its rules keep its VMs right), so it stays while one is there.
+                if not unclaimed and firewall.read_table(self.netns) is not None:
                     firewall.delete_table(self.netns)
                     repairs.append("nftables: removed table inet virtnet (no network uses it)")
                 return repairs
@@ -657,7 +728,43 @@ class Engine:
             if drift:
                 firewall.apply_script(self.netns, firewall.render_table(active))
                 repairs.append("nftables: table inet virtnet restored (" + "; ".join(drift) + ")")
+                # What the hole let in must not outlive it.
+                for gone in conntrack.forget_admitted(self.netns, active):
+                    repairs.append(f"conntrack: {gone.flows} flow(s) {gone.direction} "
+                                   f"{gone.subnet} admitted while the table was damaged removed")
         return repairs
+
+    def _claim_orphans(self, records: dict[str, Any], unclaimed: list[str], *,
+                       remove: bool) -> list[str]:
+        """This state directory's bridges that run without a record: take back those whose
+        definition is stored; remove the rest only when asked (else report them)."""
+        out: list[str] = []
+        for mark, link in self.nl.marked_bridges():
+            if mark.network in records or not mark.owned_by(self.owner):
+                continue
+            stored = self.store.get_definition(mark.network)
+            if stored is not None and not remove:
+                try:
+                    from virtnet.libvirtxml import parse_network
+
+                    plan = plan_network(parse_network(stored.xml), self.state_dir)
+                except VirtnetError:
+                    plan = None
+                if plan is not None and plan.bridge.name == link.name:
+                    out += [f"{mark.network}: {n}" for n in self._adopt(plan)]
+                    continue
+            if remove:
+                conf = DnsmasqPaths.for_network(self.state_dir, mark.network).conf
+                for pid in dnsmasq_proc.find(conf):
+                    dnsmasq_proc.stop(pid, conf)
+                self.nl.delete(link.name)
+                out.append(f"{mark.network}: removed orphan bridge {link.name} (--remove-orphans)")
+                continue
+            unclaimed.append(mark.network)
+            out.append(f"{mark.network}: bridge {link.name} runs without a record or "
+                       "definition: left running (define the network and start it to take "
+                       "it back, or 'virtnet reconcile --remove-orphans')")
+        return out
 
     def _repair(self, name: str, rec: dict[str, Any]) -> list[str]:
         net = rec_mod.network_from_json(rec["definition"])
@@ -754,17 +861,36 @@ class Engine:
         peer_netns: str | None = None,
         peer_name: str = "eth0",
         mac: str | None = None,
+        owner: str | int | None = None,
+        group: str | int | None = None,
     ) -> Port:
-        """Attach a port to active NETWORK: a veth with its far end in PEER_NETNS, or a tap."""
+        """Attach a port to active NETWORK: a veth with its far end in PEER_NETNS, or a tap
+        (owned by OWNER and/or GROUP; root alone when neither is given)."""
         if mac is not None:
             mac = _check_mac(mac)
+        uid, gid = ports_mod.resolve_user(owner), ports_mod.resolve_group(group)
         with self._lock():
             rec = self._active_record(network)
+            if mac is not None:
+                self._check_mac_free(network, mac)
             if rec.get("direct") is not None:
-                return direct.add_port(
+                ports_mod.check_options("macvtap" if kind == "tap" else kind,
+                                        peer_netns=peer_netns, owner=uid, group=gid)
+                port = direct.add_port(
                     self.nl, rec, lambda r: self._put(network, r), network=network, kind=kind,
                     name=name, peer_netns=peer_netns, peer_name=peer_name, mac=mac,
                 )
+                if port.kind == "macvtap":
+                    made = self.nl.get(port.name)
+                    assert made is not None
+                    try:
+                        tapnode.own(made.index, uid, gid)
+                    except (OSError, VirtnetError):
+                        direct.delete_port(self.nl, network, rec,
+                                           lambda r: self._put(network, r), port.name)
+                        raise
+                    port = replace(port, owner=0 if uid is None else uid, group=gid)
+                return port
             bridge = rec["bridge"]
             link = self.nl.get(bridge)
             if link is None:
@@ -776,12 +902,31 @@ class Engine:
             return ports_mod.create(
                 self.nl, network=network, bridge=bridge, bridge_index=link.index, kind=kind,
                 name=name, peer_netns=peer_netns, peer_name=peer_name, mac=mac,
+                owner=uid, group=gid,
             )
+
+    def _check_mac_free(self, network: str, mac: str) -> None:
+        """One MAC per network: a second port with it would steal the first one's traffic
+        and DHCP reservation."""
+        for port in self.list_ports(network):
+            if port.mac and port.mac.lower() == mac.lower():
+                raise Conflict(
+                    f"MAC {mac} is already used by port {port.name} of network {network!r}",
+                    element="port mac",
+                    hint=f"give another --mac, or remove that port first "
+                         f"(virtnet port-delete {network} {port.name})")
 
     def list_ports(self, network: str) -> list[Port]:
         rec = self._active_record(network)
         if rec.get("direct") is not None:
-            return direct.list_ports(self.nl, network, rec)
+            out = []
+            for port in direct.list_ports(self.nl, network, rec):
+                made = self.nl.get(port.name) if port.kind == "macvtap" else None
+                if made is not None:
+                    uid, gid = tapnode.owner_of(made.index)
+                    port = replace(port, owner=uid, group=gid)
+                out.append(port)
+            return out
         link = self.nl.get(rec["bridge"])
         return ports_mod.of_network(self.nl, network, rec["bridge"],
                                     link.index if link else None)
@@ -860,6 +1005,12 @@ class _Background:
         self._thread.join()
         if self._exc is not None:
             raise self._exc
+
+
+def _marks(alias: str | None, network: str) -> bool:
+    """Whether ALIAS marks a bridge of NETWORK (any owner: the caller holds its record)."""
+    mark = read_mark(alias)
+    return mark is not None and mark.network == network
 
 
 def _bind(fn: Callable[..., object], *args: Any) -> Callable[[], object]:

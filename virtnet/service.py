@@ -29,7 +29,7 @@ from virtnet.libvirtxml import format_network, parse_network
 from virtnet.model.defaults import fill_defaults
 from virtnet.model.network import Bridge, Network
 from virtnet.model.validate import validate
-from virtnet.plan import ALIAS_PREFIX, plan_network
+from virtnet.plan import plan_network, read_mark
 from virtnet.store import Store, StoredDefinition
 
 Log = Callable[[str], None]
@@ -79,6 +79,7 @@ class Service:
         self.detailed = log is not None  # --verbose: also list the host operations
         self.engine = Engine(self.state_dir, self.netns)
         self.store: Store = self.engine.store
+        self._marked: dict[str, Any] | None = None  # marked_bridges, read once per service
 
     def close(self) -> None:
         self.engine.close()
@@ -155,15 +156,17 @@ class Service:
 
     def list_networks(self) -> list[NetworkInfo]:
         """Every defined network plus any active one whose definition is gone, by name."""
-        active = self._active_names()
+        # One read of the runtime records: a network that stops meanwhile is listed as it
+        # was, never an error (reading them one by one raced with concurrent starts/stops).
+        running = self.engine.running_definitions()
         out: dict[str, NetworkInfo] = {}
         for d in self.store.list_definitions():
-            is_active = d.name in active
-            net = self.engine.definition(d.name) if is_active else stored_network(d)
+            is_active = d.name in running
+            net = running[d.name] if is_active else stored_network(d)
             out[d.name] = NetworkInfo(d.name, d.uuid, is_active, d.persistent, d.autostart,
                                       net.bridge_name, net.mode.value)
-        for name in active - out.keys():
-            net = self.engine.definition(name)
+        for name in running.keys() - out.keys():
+            net = running[name]
             out[name] = NetworkInfo(name, net.uuid or "", True, False, False, net.bridge_name,
                                     net.mode.value)
         return [out[k] for k in sorted(out)]
@@ -195,6 +198,14 @@ class Service:
                 previous = None  # being replaced because it could not be read
         if previous is not None:
             net = carry_over(net, previous)
+        else:
+            # Running but forgotten (a lost database): keep the bridge and MAC it runs with,
+            # so taking it back changes nothing under its VMs.
+            running = self.marked_bridges().get(net.name)
+            if running is not None:
+                net = carry_over(net, replace(net, uuid=None, mac=running.mac,
+                                              bridge=replace(net.bridge or Bridge(),
+                                                             name=running.name)))
         if links is None:
             links = self.host_links()
         taken = {o.bridge_name for o in others if o.bridge_name} | set(links)
@@ -202,6 +213,16 @@ class Service:
         net = fill_defaults(net, taken_bridges=taken)
         validate(net, others=others)
         return net
+
+    def marked_bridges(self) -> dict[str, Any]:
+        """This state directory's bridges in the namespace, by network name (their marks)."""
+        if self._marked is None:
+            try:
+                self._marked = {m.network: link for m, link in self.engine.nl.marked_bridges()
+                                if m.owned_by(self.engine.owner)}
+            except (VirtnetError, OSError):
+                self._marked = {}
+        return self._marked
 
     def host_links(self) -> set[str]:
         """Device names already in the namespace (generated bridge names avoid them)."""
@@ -360,7 +381,9 @@ class Service:
             first = dnsmasq_proc.read_pid(dm.pidfile)
             pids = sorted(({first} if first else set()) | set(dnsmasq_proc.find(dm.conf)))
             pids = [p for p in pids if dnsmasq_proc.is_ours(p, dm.conf)]
-        if link is None or link.alias != ALIAS_PREFIX + name:
+        mark = read_mark(link.alias) if link is not None else None
+        if link is None or mark is None or mark.network != name or not mark.owned_by(
+                self.engine.owner):
             for orphan in pids:
                 assert dm is not None
                 dnsmasq_proc.stop(orphan, dm.conf)
@@ -437,17 +460,26 @@ class Service:
             out.append(lease)
         return out
 
+    def _active(self, network: str) -> str:
+        """NETWORK's name; a defined network that is not running is a conflict (exit 5, as
+        virsh's "network is not active"), an unknown one not found (exit 4)."""
+        name = self.resolve(network)
+        if not self.engine.is_active(name):
+            raise Conflict(f"network {name!r} is not active",
+                           hint=f"start it first (virtnet net-start {name})")
+        return name
+
     def add_port(self, network: str, **kwargs: Any) -> Port:
-        network = self.resolve(network)
+        network = self._active(network)
         port = self.engine.add_port(network, **kwargs)
         self.log(f"port {port.name} ({port.kind}) attached to bridge {port.bridge}")
         return port
 
     def list_ports(self, network: str) -> list[Port]:
-        return self.engine.list_ports(self.resolve(network))
+        return self.engine.list_ports(self._active(network))
 
     def delete_port(self, network: str, port: str) -> None:
-        self.engine.delete_port(self.resolve(network), port)
+        self.engine.delete_port(self._active(network), port)
         self.log(f"port {port} deleted")
 
     # -- net-update ----------------------------------------------------------------------

@@ -375,16 +375,20 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
     @click.option("--peer-name", metavar="DEV", default="eth0", show_default=True,
                   help="Name of the far end inside --peer-netns.")
     @click.option("--mac", metavar="MAC", help="MAC address of the VM side.")
+    @click.option("--owner", metavar="USER|UID",
+                  help="tap: the user that may attach (e.g. QEMU's); default root only.")
+    @click.option("--group", metavar="GROUP|GID", help="tap: the group that may attach.")
     @click.pass_context
     def port_add(ctx: click.Context, network: str, kind: str, name: str | None,
-                 peer_netns: str | None, peer_name: str, mac: str | None) -> None:
+                 peer_netns: str | None, peer_name: str, mac: str | None,
+                 owner: str | None, group: str | None) -> None:
         """Attach a VM endpoint to an active network's bridge.
 
         Example: virtnet port-add default --peer-netns vm1 --mac 52:54:00:00:00:01
         """
         with open_service(ctx) as svc:
             port = svc.add_port(network, kind=kind, name=name, peer_netns=peer_netns,
-                                peer_name=peer_name, mac=mac)
+                                peer_name=peer_name, mac=mac, owner=owner, group=group)
         output.emit(ctx, port_dict(port), lambda: f"Port {port.name} added to network "
                     f"{port.network}\n\n")
 
@@ -400,9 +404,10 @@ def register(cli: click.Group) -> None:  # noqa: C901 - one flat list of command
             ports = svc.list_ports(network)
         rows = [port_dict(p) for p in ports]
         output.emit(ctx, rows, lambda: output.table(
-            ["Port", "Kind", "MAC address", "Peer"],
+            ["Port", "Kind", "MAC address", "Peer", "Owner", "Group"],
             [[r["name"], r["kind"], r["mac"] or "-",
-              f"{r['peer_netns']}/{r['peer_name']}" if r["peer_netns"] else "-"]
+              f"{r['peer_netns']}/{r['peer_name']}" if r["peer_netns"] else "-",
+              _id_cell(r.get("owner")), _id_cell(r.get("group"), group=True)]
              for r in rows]) + "\n")
 
     @cli.command("port-delete")
@@ -540,4 +545,19 @@ def port_dict(port: Any) -> dict[str, Any]:
         "mac": port.mac,
         "peer_netns": port.peer_netns,
         "peer_name": port.peer_name,
+        "owner": getattr(port, "owner", None),
+        "group": getattr(port, "group", None),
     }
+
+
+def _id_cell(value: int | None, *, group: bool = False) -> str:
+    """A tap's owner/group as a name where the host knows one (uid 0 -> root)."""
+    import grp
+    import pwd
+
+    if value is None:
+        return "-"
+    try:
+        return grp.getgrgid(value).gr_name if group else pwd.getpwuid(value).pw_name
+    except KeyError:
+        return str(value)

@@ -30,8 +30,49 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
+def _wants_json(argv: list[str]) -> bool:
+    """Whether ARGV asks for ``-o json`` (read before click parses, for its usage errors)."""
+    for i, arg in enumerate(argv):
+        if arg in ("-o", "--output") and i + 1 < len(argv):
+            if argv[i + 1] == "json":
+                return True
+        elif arg in ("-ojson", "--output=json"):
+            return True
+        elif arg == "--":
+            break
+    return False
+
+
 class VirtnetGroup(click.Group):
-    """Turns every VirtnetError into a message and its stable exit status, never a traceback."""
+    """Turns every VirtnetError into a message and its stable exit status, never a traceback.
+
+    click's own usage errors (a missing argument, a bad choice, a directory given for a file)
+    become the documented JSON error object too when ``-o json`` was asked for."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            if _wants_json(argv):
+                param = getattr(exc, "param", None)
+                click.echo(json.dumps({"error": {
+                    "code": "usage", "exit_status": exc.exit_code,
+                    "message": exc.format_message(),
+                    "element": getattr(param, "name", None),
+                    "hint": "see 'virtnet --help' or 'virtnet COMMAND --help'",
+                }}), err=True)
+            else:
+                exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -25,24 +25,12 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from virtnet.errors import HostileInput, InvalidDefinition
+from virtnet.model.filename import escape_name
 from virtnet.model.network import IPDef, Lease, Network
 
-# Characters kept as they are in file names; everything else becomes %XX (so "%" too).
-_SAFE_FILE_CHARS = re.compile(r"[A-Za-z0-9_.-]")
 # A path dnsmasq reads from its config: no whitespace, quotes, comment or list characters.
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./%+:@=~-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def escape_name(name: str) -> str:
-    """A network name as a single safe file-name component (reversible, never "." or "..")."""
-    out = "".join(
-        ch if _SAFE_FILE_CHARS.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode())
-        for ch in name
-    )
-    if out in ("", ".", ".."):
-        out = out.replace(".", "%2E") or "%00"
-    return out
 
 
 @dataclass(frozen=True)

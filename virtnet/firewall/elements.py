@@ -7,14 +7,17 @@ libvirt 9.0's semantics, per network with bridge BR and subnets S (its iptables 
   checksum filled, anything else forwarded into or out of BR rejected) and ``BR . BR`` in
   ``same_bridge`` (VM<->VM accepted).
 - nat: S may leave BR (only towards ``<forward dev>`` when given); only replies may enter
-  (verdict ``jump forward_established``); masquerade S to not-S, TCP/UDP source ports
-  1024-65535 unless ``<nat><port>`` (via a verdict map to a per-range chain);
+  (verdict ``jump forward_established``, which rejects what is not a reply itself);
+  masquerade S to not-S, TCP/UDP source ports 1024-65535 unless ``<nat><port>`` (via a
+  verdict map to a per-range chain);
   224.0.0.0/24 and 255.255.255.255 (IPv6: ff02::/16) not NATed;
   ``<nat><address>`` gives SNAT to that IPv4 range instead.
   IPv6 subnets are NATed only with ``<nat ipv6='yes'>``; otherwise libvirt routes them
   (accept, any state).
 - route: S may leave and enter BR, any state, no NAT.
-- isolated: nothing beyond the ``bridges``/``same_bridge`` elements.
+- isolated: BR in ``isolated`` and S in ``isolated4``/``isolated6``: nothing is forwarded
+  out of or into it, whatever the destination (stricter than libvirt 9.0, whose accept into
+  a routed bridge comes before the isolated reject).
 - open, bridge and the direct modes: no elements at all.
 """
 
@@ -35,6 +38,7 @@ from virtnet.firewall.schema import (
     masq_ports_chain_spec,
 )
 from virtnet.model.network import ForwardMode, Network
+from virtnet.modes.traits import traits
 
 FIREWALLED_MODES = (ForwardMode.NAT, ForwardMode.ROUTE, ForwardMode.ISOLATED)
 
@@ -100,7 +104,11 @@ def network_elements(net: Network) -> Elements:
     br = Ifname(check_ifname(net.bridge_name, element=f"network '{net.name}' <bridge name>"))
     out["bridges"].append(Element((br,)))
     out["same_bridge"].append(Element((br, br)))
-    if net.mode == ForwardMode.ISOLATED:
+    if not traits(net).forwards_out:
+        out["isolated"].append(Element((br,)))
+        for ip in net.ips:
+            out["isolated6" if ip.is_ipv6 else "isolated4"].append(
+                Element((Addrs.net(ip.network),)))
         return dict(out)
 
     fwd = net.forward

@@ -27,6 +27,7 @@ from virtnet.host import rtnl
 from virtnet.host.nsenter import entered
 from virtnet.host.rtnl import RawLink, Rtnl
 from virtnet.plan import BridgeSpec, ObservedBridge
+from virtnet.plan.marks import BridgeMark, read_mark
 
 PORT_ALIAS = "virtnet-port:"
 
@@ -188,15 +189,14 @@ class Netlink:
             kind=link.kind,
         )
 
-    def owned_bridges(self) -> dict[str, LinkInfo]:
-        """virtnet's bridges in this namespace, by network name (from their alias)."""
-        from virtnet.plan import ALIAS_PREFIX
-
-        return {
-            link.alias[len(ALIAS_PREFIX):]: link
-            for link in self.links()
-            if link.kind == "bridge" and link.alias and link.alias.startswith(ALIAS_PREFIX)
-        }
+    def marked_bridges(self) -> list[tuple[BridgeMark, LinkInfo]]:
+        """virtnet's bridges in this namespace, whoever owns them, with their marks."""
+        out = []
+        for link in self.links():
+            mark = read_mark(link.alias) if link.kind == "bridge" else None
+            if mark is not None:
+                out.append((mark, link))
+        return out
 
     # -- changing -----------------------------------------------------------------------
 

@@ -2,13 +2,22 @@
 
 A port is marked by its alias ``virtnet-port:NETWORK kind=K peer=NS/NAME mac=M``, which is
 all list/stop need: no per-port record to keep in step, and 1,000 ports cost 1,000 links.
+
+A tap is never left open to anyone: the kernel lets any process that can open
+``/dev/net/tun`` (0666 on stock Debian) attach to a persistent tap that has neither owner
+nor group. So every tap gets an owner (TUNSETOWNER) and/or a group (TUNSETGROUP) — root
+alone when none is asked for — and only a process with that user id (and in that group,
+when both are set), or with CAP_NET_ADMIN, can attach. The alias records them for
+``port-list`` (``owner=UID group=GID``, ``-`` for none).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import grp
 import os
+import pwd
 import secrets
 import struct
 from dataclasses import dataclass, replace
@@ -24,6 +33,8 @@ from virtnet.host.nsenter import entered
 KINDS = ("veth", "tap")
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
+TUNSETOWNER = 0x400454CC
+TUNSETGROUP = 0x400454CE
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
@@ -38,11 +49,63 @@ class Port:
     mac: str | None  # the VM side's MAC (veth far end, or the guest NIC behind a tap)
     peer_netns: str | None = None
     peer_name: str | None = None
+    owner: int | None = None  # taps: the user id that may attach (TUNSETOWNER)
+    group: int | None = None  # taps: the group id that may attach (TUNSETGROUP)
+
+
+def _id_text(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def alias(port: Port) -> str:
     peer = f"{port.peer_netns}/{port.peer_name}" if port.peer_netns else "-"
-    return f"{PORT_ALIAS}{port.network} kind={port.kind} peer={peer} mac={port.mac or '-'}"
+    text = f"{PORT_ALIAS}{port.network} kind={port.kind} peer={peer} mac={port.mac or '-'}"
+    if port.kind == "tap":
+        text += f" owner={_id_text(port.owner)} group={_id_text(port.group)}"
+    return text
+
+
+def _id_of(text: str | None) -> int | None:
+    return None if text is None or text == "-" else int(text)
+
+
+def resolve_user(value: str | int | None) -> int | None:
+    """A user name or numeric id as a uid (None stays None)."""
+    if value is None or isinstance(value, int):
+        return value
+    if value.isdigit():
+        return int(value)
+    try:
+        return pwd.getpwnam(value).pw_uid
+    except KeyError:
+        raise NotFound(f"user {value!r} does not exist", element="port owner",
+                       hint="give an existing user name or a numeric uid") from None
+
+
+def resolve_group(value: str | int | None) -> int | None:
+    """A group name or numeric id as a gid (None stays None)."""
+    if value is None or isinstance(value, int):
+        return value
+    if value.isdigit():
+        return int(value)
+    try:
+        return grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise NotFound(f"group {value!r} does not exist", element="port group",
+                       hint="give an existing group name or a numeric gid") from None
+
+
+def check_options(kind: str, *, peer_netns: str | None, owner: int | None,
+                  group: int | None) -> None:
+    """Refuse options that do not apply to a port of KIND, instead of dropping them."""
+    if kind in ("tap", "macvtap") and peer_netns is not None:
+        raise InvalidDefinition(
+            f"--peer-netns does not apply to a {kind} port (QEMU opens it on the host)",
+            element="peer_netns", hint="drop --peer-netns, or use --kind veth")
+    if kind not in ("tap", "macvtap") and (owner is not None or group is not None):
+        raise InvalidDefinition(
+            f"--owner/--group do not apply to a {kind} port (only a tap is opened by a "
+            "process)", element="port owner", hint="drop --owner/--group, or use --kind tap")
 
 
 def alias_network(alias: str | None) -> str | None:
@@ -67,6 +130,8 @@ def parse_alias(link: LinkInfo, bridge: str) -> Port | None:
         mac=None if kv.get("mac", "-") == "-" else kv["mac"],
         peer_netns=None if peer == "-" else peer_ns,
         peer_name=None if peer == "-" else peer_name,
+        owner=_id_of(kv.get("owner")),
+        group=_id_of(kv.get("group")),
     )
 
 
@@ -101,6 +166,8 @@ def create(
     peer_netns: str | None,
     peer_name: str,
     mac: str | None,
+    owner: int | None = None,
+    group: int | None = None,
 ) -> Port:
     if kind not in KINDS:
         raise InvalidDefinition(
@@ -117,6 +184,9 @@ def create(
             raise NotFound(f"network namespace {peer_netns!r} does not exist",
                            hint=f"create it first: ip netns add {peer_netns}")
         check_name(peer_name)
+    check_options(kind, peer_netns=peer_netns, owner=owner, group=group)
+    if kind == "tap" and owner is None and group is None:
+        owner = 0  # root only: never a tap anyone may attach to
     explicit = name is not None
     for _ in range(8):
         pname = name if name is not None else new_name()
@@ -125,6 +195,8 @@ def create(
             name=pname, network=network, kind=kind, bridge=bridge, mac=mac,
             peer_netns=peer_netns if kind == "veth" else None,
             peer_name=peer_name if kind == "veth" else None,
+            owner=owner if kind == "tap" else None,
+            group=group if kind == "tap" else None,
         )
         if nl.get(pname) is not None:  # TUNSETIFF would silently attach to an existing tap
             if explicit:
@@ -177,6 +249,11 @@ def _create_tap(nl: Netlink, port: Port) -> None:
             fcntl.ioctl(fd, TUNSETIFF, ifr)
         except OSError as exc:
             raise NetlinkError(exc.errno, exc.strerror) from None
+        # Owner and group before the tap persists: it is never attachable by anyone else.
+        if port.owner is not None:
+            fcntl.ioctl(fd, TUNSETOWNER, port.owner)
+        if port.group is not None:
+            fcntl.ioctl(fd, TUNSETGROUP, port.group)
         fcntl.ioctl(fd, TUNSETPERSIST, 1)
     finally:
         os.close(fd)

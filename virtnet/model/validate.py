@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from virtnet.errors import HostileInput, InvalidDefinition
+from virtnet.model.filename import max_name_bytes
 from virtnet.model.network import (
     DHCP,
     DNS,
@@ -255,6 +256,12 @@ def _check_identity(p: _Problems, net: Network) -> None:
             p.add("name", f"name {name!r} contains '/'", "choose a name without '/'")
         if name.startswith("."):
             p.add("name", f"name {name!r} starts with '.'", "choose a name not starting with '.'")
+        limit = max_name_bytes(name)
+        if limit is not None:
+            p.add("name", f"name {name[:40]!r}... is too long to name the network's files "
+                  f"and marks ({len(name)} characters)",
+                  f"use a name of at most {limit} bytes (in file names, characters other than "
+                  "letters, digits, '_', '.', '-' count 3 bytes per byte of UTF-8)")
     if net.uuid is not None:
         try:
             uuidlib.UUID(net.uuid)

@@ -164,3 +164,19 @@ def firewalld_zone(net: Network) -> str | None:
     """The zone NET's bridge joins when firewalld runs: <bridge zone=...>, else the type's."""
     zone = net.bridge.zone if net.bridge is not None else None
     return zone or traits(net).firewalld_zone
+
+
+def refuses_new_inbound(net: Network, family: str) -> bool:
+    """Whether forwarded connections from elsewhere into NET's FAMILY subnets are refused
+    (NAT's "not visible", isolated). A nat network's IPv6 without <nat ipv6='yes'> is routed,
+    so open to connections, as in libvirt."""
+    t = traits(net)
+    if not t.firewalled or t.inbound_new:
+        return False
+    return not t.forwards_out or nat_applies(net, family)
+
+
+def forwards_nothing(net: Network) -> bool:
+    """Whether nothing at all may be forwarded out of NET (isolated)."""
+    t = traits(net)
+    return t.firewalled and not t.forwards_out

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from virtnet.plan.desired import (
-    ALIAS_PREFIX,
     BridgeSpec,
     DesiredState,
     DnsmasqSpec,
     NetworkPlan,
     Sysctl,
-    alias_for,
     desired_state,
     plan_network,
 )
@@ -23,6 +21,7 @@ from virtnet.plan.diff import (
     describe_bridge,
     diff,
 )
+from virtnet.plan.marks import ALIAS_PREFIX, BridgeMark, alias_for, owner_id, read_mark
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,7 @@ def render_desired(desired: DesiredState) -> str:
 
 __all__ = [
     "ALIAS_PREFIX",
+    "BridgeMark",
     "BridgeSpec",
     "Change",
     "DesiredState",
@@ -74,6 +74,8 @@ __all__ = [
     "Plan",
     "Sysctl",
     "alias_for",
+    "owner_id",
+    "read_mark",
     "bridge_changes",
     "desired_state",
     "diff",

@@ -1,8 +1,9 @@
 """The host state a set of networks needs, computed without touching anything.
 
-For each network: its bridge (name, MAC, MTU, STP, addresses, the ``virtnet:NAME`` alias that
-marks it ours), the sysctls its mode needs, and its dnsmasq files; for all networks together,
-the one nftables table. Pure: the same definitions always give the same plan.
+For each network: its bridge (name, MAC, MTU, STP, addresses, the ``virtnet:NAME owner=ID``
+alias that marks it ours: ``marks.py``), the sysctls its mode needs, and its dnsmasq files;
+for all networks together, the one nftables table. Pure: the same definitions always give
+the same plan.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 
 from virtnet.errors import InvalidDefinition, NotSupported
 from virtnet.model.network import ForwardMode, Network
+from virtnet.plan.marks import alias_for, owner_id
 
-ALIAS_PREFIX = "virtnet:"
 IP_FORWARD = "net/ipv4/ip_forward"
 IP6_FORWARD = "net/ipv6/conf/all/forwarding"
 ENGINE_MODES = (ForwardMode.NAT, ForwardMode.ROUTE, ForwardMode.ISOLATED, ForwardMode.OPEN)
@@ -29,10 +30,11 @@ class BridgeSpec:
     stp: bool
     delay: int  # seconds; the kernel raises it to 2 when STP is on
     addresses: tuple[str, ...]  # CIDR, e.g. "192.168.122.1/24", in definition order
+    owner: str | None = None  # the state directory's owner id (marks.owner_id)
 
     @property
     def alias(self) -> str:
-        return alias_for(self.network)
+        return alias_for(self.network, self.owner)
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,6 @@ class DesiredState:
     nft_script: str  # the whole virtnet table for all these networks, as one `nft -f` script
 
 
-def alias_for(network: str) -> str:
-    return ALIAS_PREFIX + network
-
-
 def check_supported(net: Network) -> None:
     if net.mode not in ENGINE_MODES:
         raise NotSupported(
@@ -93,7 +91,7 @@ def check_supported(net: Network) -> None:
         )
 
 
-def bridge_spec(net: Network) -> BridgeSpec:
+def bridge_spec(net: Network, owner: str | None = None) -> BridgeSpec:
     assert net.bridge_name
     stp = True if net.bridge is None or net.bridge.stp is None else net.bridge.stp
     delay = 0 if net.bridge is None or net.bridge.delay is None else net.bridge.delay
@@ -105,6 +103,7 @@ def bridge_spec(net: Network) -> BridgeSpec:
         stp=stp,
         delay=delay,
         addresses=tuple(str(ip.interface) for ip in net.ips),
+        owner=owner,
     )
 
 
@@ -153,7 +152,7 @@ def plan_network(net: Network, state_dir: Path) -> NetworkPlan:
     check_supported(net)
     return NetworkPlan(
         network=net,
-        bridge=bridge_spec(net),
+        bridge=bridge_spec(net, owner_id(state_dir)),
         sysctls=sysctls(net),
         dnsmasq=dnsmasq_spec(net, state_dir) if net.needs_dnsmasq else None,
         firewall=net.mode is not ForwardMode.OPEN,
