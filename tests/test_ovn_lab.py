@@ -391,3 +391,21 @@ def test_lab_down_from_another_process_ends_the_keeper(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert_nothing_left(st)
+
+
+@pytest.mark.parametrize("args,element", [
+    (["--network", "nat", "--outside", "2"], "--outside"),
+    (["--network", "nat", "--no-outside-routes"], "--no-outside-routes"),
+    (["--network", "bridge"], "forward"),
+    (["--network", "nat", "--chassis", "9"], "--chassis"),
+])
+def test_what_the_ovn_lab_cannot_build_is_refused_before_anything_exists(
+        tmp_path: Path, args: list[str], element: str) -> None:
+    _require()
+    out = subprocess.run([*VIRTNET, "--state-dir", str(tmp_path), "-o", "json", "lab", "up",
+                          "--backend", "ovn", *args], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0
+    err = json.loads(out.stderr)["error"]
+    assert err["element"] == element, err
+    assert not (tmp_path / "ovn-labs").exists() or not list((tmp_path / "ovn-labs").iterdir())

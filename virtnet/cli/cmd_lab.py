@@ -143,6 +143,7 @@ def register(cli: click.Group) -> None:
                                     hint="virtnet lab up examples/lab/demo.yaml, or "
                                     "--network nat --network route")
         if backend == "ovn":
+            cmd_ovn_lab.check_host_only(lab_spec)
             cmd_ovn_lab.up(ctx, list(lab_spec.networks), vms=lab_spec.vms_per_network,
                            chassis=chassis, progress=_progress(ctx))
             return

@@ -34,6 +34,20 @@ def is_ovn_mark(mark: str | None) -> bool:
     return bool(mark and ovn_bed.MARK_RE.match(mark))
 
 
+def check_host_only(spec: Any) -> None:
+    """What a host lab can vary and the OVN lab cannot: refused, not ignored."""
+    if spec.outside_hosts != 1:
+        raise InvalidDefinition("an OVN lab has exactly one outside host",
+                                element="--outside", hint="leave --outside at 1")
+    if not spec.outside_routes:
+        raise InvalidDefinition("the OVN lab's outside host always routes the VM subnets via "
+                                "their gateways", element="--no-outside-routes",
+                                hint="leave out --no-outside-routes")
+    if spec.lan_hairpin:
+        raise InvalidDefinition("lan_hairpin is a host-lab setting (macvtap)",
+                                element="lan_hairpin", hint="remove it from the lab file")
+
+
 def up(ctx: click.Context, nets: list[Network], *, vms: int, chassis: int,
        progress: Any) -> None:
     spec = ovn_bed.OvnLabSpec(networks=tuple(nets), chassis=chassis, vms_per_network=vms)
