@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip iproute2 nftables dnsmasq-base udhcpc iperf3 iputils-ping conntrack
-              procps util-linux kmod ca-certificates ovn-central)
+              procps util-linux kmod ca-certificates ovn-central
+              openvswitch-switch ovn-host)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -15,7 +16,8 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # No package may start a service (ovn-central's ovsdb-server/ovn-northd): a policy-rc.d
+  # No package may start a service (ovn-central's ovsdb-server/ovn-northd, openvswitch-switch's
+  # ovsdb-server/ovs-vswitchd, ovn-host's ovn-controller): a policy-rc.d
   # that refuses every start, for this install only, unless the machine already has one.
   policy=/usr/sbin/policy-rc.d made_policy=
   if [[ ! -e $policy ]]; then

@@ -19,7 +19,7 @@ from tests.ovn_cases import OUTSIDE_HOST, XML, all_nets, net, options
 from tests.ovn_central import OvnCentral, require_ovn
 from virtnet import ovn
 from virtnet.cli.main import cli
-from virtnet.errors import HostError
+from virtnet.errors import HostError, InvalidDefinition
 from virtnet.loader import load_text
 from virtnet.model.network import ForwardMode
 from virtnet.ovn import names, nbctl, state
@@ -76,11 +76,18 @@ def test_apply_creates_the_objects_of_each_mode(central: OvnCentral) -> None:
         "exclude_ips": "192.168.122.1 192.168.122.10",
     }
     routers = {r["name"]: r for r in _list(central, "Logical_Router", "name", "options")}
-    assert set(routers) == {"vn-natnet-router", "vn-routenet-router", "vn-opennet-router"}
+    assert set(routers) == {
+        "vn-natnet-router",
+        "vn-routenet-router",
+        "vn-opennet-router",
+        "vn-isonet-router",
+    }
     assert routers["vn-natnet-router"]["options"] == {
         "chassis": "virtnet-gateway",
         "dynamic_neigh_routers": "true",
     }
+    # isolated: a distributed router with the gateway port only
+    assert routers["vn-isonet-router"]["options"] == {"dynamic_neigh_routers": "true"}
     lrps = {
         r["name"]: r["networks"] for r in _list(central, "Logical_Router_Port", "name", "networks")
     }
@@ -94,7 +101,7 @@ def test_apply_creates_the_objects_of_each_mode(central: OvnCentral) -> None:
     acls = _list(central, "ACL", "direction", "priority", "match", "action")
     assert sorted((a["direction"], a["action"]) for a in acls) == [
         ("from-lport", "allow-related"),
-        ("to-lport", "drop"),
+        ("to-lport", "reject"),
     ]
     dhcp = {r["cidr"]: r["options"] for r in _list(central, "DHCP_Options", "cidr", "options")}
     assert set(dhcp) == {
@@ -150,9 +157,13 @@ def test_changed_definitions_update_in_place(central: OvnCentral) -> None:
     assert _list(central, "NAT", "logical_ip") == []
     switches = {r["name"]: r for r in _list(central, "Logical_Switch", "name", "acls")}
     assert switches["vn-natnet"]["acls"] == []
-    # route -> isolated: the router and its outside port go too
+    # route -> isolated: the way out goes (chassis, gateway port, outside port, routes); the
+    # router keeps the gateway address
     ovn.apply([replace(as_route, forward=None)], central.nb, options(external_ips={}))
-    assert "vn-natnet-router" not in central.nbctl("lr-list")
+    assert "vn-natnet-router" in central.nbctl("lr-list")
+    assert central.nbctl("lrp-list", "vn-natnet-router").split()[1:] == ["(vn-natnet-rtr)"]
+    assert "chassis" not in central.nbctl("get", "Logical_Router", "vn-natnet-router", "options")
+    assert central.nbctl("lr-route-list", "vn-natnet-router").strip() == ""
     assert "vn-natnet-gw" not in central.nbctl("lsp-list", "vn-outside")
     dhcp = {r["_uuid"]: r["options"] for r in _list(central, "DHCP_Options", "_uuid", "options")}
     assert "router" not in dhcp[dhcp_uuid]
@@ -239,10 +250,12 @@ def test_trace_outside_reaches_route_vm_but_not_nat_vm(central: OvnCentral) -> N
     _apply_all(central)
     _vm_ports(central)
     nat = central.trace(*_from_outside("natnet"), *NEW)
-    assert "output(" not in nat  # dropped by the to-lport ACL: NAT is not visible
+    # rejected by the to-lport ACL (a TCP RST back to the sender): NAT is not visible
+    assert 'output("nat-vm")' not in nat and "tcp_reset" in nat
     full = central.trace(*_from_outside("natnet"), *NEW, minimal=False)
-    acl = full[full.index('(inport == "vn-natnet-to-rtr" && ip4 && ct.new)') :]
-    assert acl.splitlines()[1].strip() == "drop;"
+    acl = full[full.index("ls_out_acl ") :]
+    assert 'inport == "vn-natnet-to-rtr" && ip4 && ct.new' in acl.splitlines()[0]
+    assert "reject" in acl
     routed = central.trace(*_from_outside("routenet"), *NEW)
     assert 'output("route-vm")' in routed
     # replies to the nat VM's own connections (as they are after un-SNAT) do come back in
@@ -287,6 +300,31 @@ def test_trace_dhcp_offers_follow_libvirt(central: OvnCentral) -> None:
     assert 'domain_name = "iso.test"' in iso
 
 
+def test_cli_apply_finds_the_gateway_chassis_in_the_sb_database(
+    central: OvnCentral, tmp_path: Path
+) -> None:
+    f = tmp_path / "nat.xml"
+    f.write_text(XML["nat"])
+    args = ["ovn", "apply", str(f), "--db", central.nb, "--sb-db", central.sb,
+            "--external-ip", "203.0.113.10/24"]
+    run = CliRunner().invoke
+    res = run(cli, args)  # no chassis at all
+    assert res.exit_code == InvalidDefinition.exit_status and "no chassis" in res.output
+
+    def sbctl(*a: str) -> None:
+        subprocess.run(["ovn-sbctl", f"--db={central.sb}", *a], check=True, capture_output=True)
+
+    sbctl("chassis-add", "hv1", "geneve", "192.0.2.1")
+    sbctl("chassis-add", "hv2", "geneve", "192.0.2.2")
+    res = run(cli, args)  # two, neither marked: which one?
+    assert res.exit_code == InvalidDefinition.exit_status
+    assert "hv1, hv2" in res.output and "enable-chassis-as-gw" in res.output
+    sbctl("set", "Chassis", "hv2", "other_config:ovn-cms-options=enable-chassis-as-gw")
+    res = run(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "hv2" in central.nbctl("get", "Logical_Router", "vn-natnet-router", "options:chassis")
+
+
 def test_cli_apply_list_port_delete(central: OvnCentral, tmp_path: Path) -> None:
     files = []
     for mode in ("nat", "isolated"):
@@ -294,11 +332,16 @@ def test_cli_apply_list_port_delete(central: OvnCentral, tmp_path: Path) -> None
         f.write_text(XML[mode])
         files.append(str(f))
     run = CliRunner().invoke
-    res = run(
-        cli, ["ovn", "apply", *files, "--db", central.nb, "--external-ip", "natnet=203.0.113.10/24"]
-    )
+    apply = ["ovn", "apply", *files, "--db", central.nb, "--external-ip", "natnet=203.0.113.10/24"]
+    # without --chassis the routers would bind nowhere: refused, nothing written
+    res = run(cli, apply)
+    assert res.exit_code == InvalidDefinition.exit_status, res.output
+    assert "--chassis" in res.output and "natnet" in res.output
+    assert central.nbctl("--bare", "--columns=name", "list", "Logical_Router").split() == []
+    res = run(cli, [*apply, "--chassis", "gw1"])
     assert res.exit_code == 0, res.output
     assert "applied 2 network(s)" in res.output
+    assert "gw1" in central.nbctl("get", "Logical_Router", "vn-natnet-router", "options:chassis")
     res = run(
         cli, ["ovn", "port-add", "natnet", "vm1", "--mac", "52:54:00:00:00:10", "--db", central.nb]
     )

@@ -76,7 +76,7 @@ def test_nat_maps_to_snat_and_stateful_acls() -> None:
     assert o.router.snat == (Snat("203.0.113.10", "192.168.122.0/24"),)
     assert o.acls == (
         Acl("from-lport", 1000, "ip4", "allow-related"),
-        Acl("to-lport", 1001, 'inport == "vn-natnet-to-rtr" && ip4 && ct.new', "drop"),
+        Acl("to-lport", 1001, 'inport == "vn-natnet-to-rtr" && ip4 && ct.new', "reject"),
     )
     opts = dict(o.dhcp.options) if o.dhcp else {}
     assert opts["router"] == "192.168.122.1"
@@ -101,16 +101,24 @@ def test_route_and_open_have_no_nat_and_no_acls() -> None:
     assert any("open mode" in n for n in translate(net("open"), options()).notes)
 
 
-def test_isolated_is_a_switch_alone_without_a_default_route() -> None:
+def test_isolated_has_its_gateway_port_only_and_no_default_route() -> None:
     o = translate(net("isolated"), options())
-    assert o.router is None and o.acls == ()
+    # a router holding the gateway address and nothing else: no chassis, no way out
+    r = o.router
+    assert r is not None and o.acls == ()
+    assert r.networks == ("192.168.150.1/24",) and r.chassis is None and r.gateway is None
+    assert r.snat == () and r.routes == ()
     assert o.dhcp is not None
     opts = dict(o.dhcp.options)
     assert "router" not in opts  # libvirt: dhcp-option=3, no default route
+    assert opts["server_id"] == "192.168.150.1" and opts["server_mac"] == r.mac
     assert opts["domain_name"] == '"iso.test"'
     cmds = apply_commands([o], options())
-    assert not any(c[0:2] == ("--may-exist", "lr-add") for c in cmds)
+    assert ("--may-exist", "lr-add", "vn-isonet-router") in cmds
     assert not any("vn-outside" in c for c in cmds)
+    assert not any(a.startswith("options:chassis") for c in cmds for a in c)
+    assert not any(c[0:2] in (("--may-exist", "lr-route-add"), ("--may-exist", "lr-nat-add"))
+                   for c in cmds)
 
 
 @pytest.mark.parametrize(
@@ -277,7 +285,7 @@ def _index(cmds: list[tuple[str, ...]], word: str) -> int:
     return next(i for i, c in enumerate(cmds) if word in c)
 
 
-def test_mode_change_to_isolated_removes_router_and_dhcp_router_option() -> None:
+def test_mode_change_to_isolated_removes_the_way_out_and_dhcp_router_option() -> None:
     iso = replace(net("nat"), forward=None)
     st = _state(
         routers={"vn-natnet-router"},
@@ -285,8 +293,11 @@ def test_mode_change_to_isolated_removes_router_and_dhcp_router_option() -> None
         acls={"vn-natnet": set(translate(net("nat"), options()).acls)},
     )
     cmds = apply_commands([translate(iso, options())], options(), st)
-    assert ("--if-exists", "lr-del", "vn-natnet-router") in cmds
+    # the router keeps only its gateway port: no chassis, no port on the outside switch
+    assert ("remove", "Logical_Router", "vn-natnet-router", "options", "chassis") in cmds
+    assert ("--if-exists", "lrp-del", "vn-natnet-rtr-out") in cmds
     assert ("--if-exists", "lsp-del", "vn-natnet-gw") in cmds
+    assert not any(c[1:2] == ("lr-del",) for c in cmds)
     assert sum(1 for c in cmds if c[0] == "acl-del") == 2
 
 
@@ -471,3 +482,55 @@ def test_an_oversized_transaction_is_a_clear_error() -> None:
     huge = [("set", "NB_Global", ".", "external_ids:x=" + "a" * 100_000)] * 30  # 3 MB
     with pytest.raises(HostError, match="fewer networks"):
         nbctl.run("unix:/nonexistent/nb.sock", huge)
+
+
+# -- MTU across chassis ------------------------------------------------------------------------
+
+
+def test_dhcp_mtu_is_the_underlay_less_the_tunnels_overhead() -> None:
+    plain = translate(net("nat"), options())
+    assert dict(plain.dhcp.options)["mtu"] == "1442"  # type: ignore[union-attr]
+    jumbo = translate(net("nat"), options(underlay_mtu=9000))
+    assert dict(jumbo.dhcp.options)["mtu"] == str(9000 - 58)  # type: ignore[union-attr]
+    vx = translate(net("nat"), options(encap="vxlan"))
+    assert dict(vx.dhcp.options)["mtu"] == "1450"  # type: ignore[union-attr]
+    assert translate(net("nat"), options()).warnings == ()
+
+
+def test_definition_mtu_is_honoured_and_warned_when_it_cannot_cross() -> None:
+    n = replace(net("nat"), mtu=1500)
+    o = translate(n, options())
+    assert dict(o.dhcp.options)["mtu"] == "1500"  # type: ignore[union-attr]
+    (w,) = o.warnings
+    assert "natnet" in w and "1500" in w and "1442" in w and "1558" in w
+    fits = translate(n, options(underlay_mtu=1558))
+    assert fits.warnings == ()
+    assert translate(replace(net("nat"), mtu=1400), options()).warnings == ()
+
+
+def test_cli_prints_the_mtu_warning(tmp_path: Path) -> None:
+    f = tmp_path / "n.xml"
+    f.write_text(XML["nat"].replace("</network>", "<mtu size='1500'/></network>"))
+    res = CliRunner().invoke(cli, ["ovn", "plan", str(f), "--external-ip", "203.0.113.10/24"])
+    assert res.exit_code == 0, res.output
+    assert "warning: network 'natnet': <mtu size='1500'/> cannot cross" in res.output
+    res = CliRunner().invoke(cli, ["ovn", "plan", str(f), "--external-ip", "203.0.113.10/24",
+                                   "--underlay-mtu", "1600"])
+    assert "warning" not in res.output
+    assert 'mtu="1500"' in res.output
+
+
+@pytest.mark.parametrize("mtu", [100, 633, 70000])
+def test_impossible_underlay_mtu_is_refused(mtu: int) -> None:
+    with pytest.raises(InvalidDefinition, match="--underlay-mtu"):
+        translate_all([net("nat")], options(underlay_mtu=mtu))
+
+
+def test_cli_plan_without_chassis_names_the_placeholder(tmp_path: Path) -> None:
+    f = tmp_path / "n.xml"
+    f.write_text(XML["nat"])
+    res = CliRunner().invoke(cli, ["ovn", "plan", str(f), "--external-ip", "203.0.113.10/24"])
+    assert res.exit_code == 0 and "no --chassis" in res.output
+    res = CliRunner().invoke(cli, ["ovn", "plan", str(f), "--external-ip", "203.0.113.10/24",
+                                   "--chassis", "gw1"])
+    assert "no --chassis" not in res.output and 'options:chassis="gw1"' in res.output

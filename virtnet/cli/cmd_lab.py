@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from virtnet.cli import cmd_ovn_lab
 from virtnet.cli.context import settings
 from virtnet.cli.output import emit
 from virtnet.errors import InvalidDefinition, NotFound, VerificationFailed
@@ -115,11 +116,17 @@ def register(cli: click.Group) -> None:
     @click.option("--outside", default=1, show_default=True, help="Outside hosts on the LAN.")
     @click.option("--no-outside-routes", is_flag=True,
                   help="Outside hosts get no route to the VM subnets.")
+    @cmd_ovn_lab.backend_option
+    @click.option("--chassis", default=2, show_default=True,
+                  help="--backend ovn: hypervisors (chassis 1 is the gateway chassis).")
     @click.pass_context
     def lab_up(ctx: click.Context, file: str | None, file_opt: str | None,
                modes: tuple[str, ...], vms: int, outside: int,
-               no_outside_routes: bool) -> None:
-        """Build a lab from FILE (YAML, see examples/lab/) or from --network flags."""
+               no_outside_routes: bool, backend: str, chassis: int) -> None:
+        """Build a lab from FILE (YAML, see examples/lab/) or from --network flags.
+
+        With --backend ovn the command keeps the lab (its daemons are its children) until
+        Ctrl-C, SIGTERM or 'virtnet lab down MARK'."""
         if file and file_opt:
             raise InvalidDefinition("give the lab file once, as FILE or as -f FILE")
         file = file or file_opt
@@ -135,6 +142,11 @@ def register(cli: click.Group) -> None:
             raise InvalidDefinition("no lab described",
                                     hint="virtnet lab up examples/lab/demo.yaml, or "
                                     "--network nat --network route")
+        if backend == "ovn":
+            cmd_ovn_lab.check_host_only(lab_spec)
+            cmd_ovn_lab.up(ctx, list(lab_spec.networks), vms=lab_spec.vms_per_network,
+                           chassis=chassis, progress=_progress(ctx))
+            return
         st = bed.up(lab_spec, settings(ctx).state_dir, progress=_progress(ctx))
         emit(ctx, _status(st), lambda: _status_text(st))
 
@@ -148,6 +160,10 @@ def register(cli: click.Group) -> None:
         s = settings(ctx)
         if all_:
             removed = bed.down_all(s.state_dir, progress=_progress(ctx))
+            removed.update(cmd_ovn_lab.ovn_bed.down_all(s.state_dir, progress=_progress(ctx)))
+        elif cmd_ovn_lab.is_ovn_mark(mark):
+            assert mark is not None
+            removed = cmd_ovn_lab.down(s.state_dir, mark, _progress(ctx))
         else:
             st = _pick_any(s.state_dir, mark)
             removed = {st.mark: bed.down(st, progress=_progress(ctx))}
@@ -160,6 +176,10 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def lab_status(ctx: click.Context, mark: str | None) -> None:
         """The lab's namespaces, endpoints and addresses."""
+        if cmd_ovn_lab.is_ovn_mark(mark):
+            ost = cmd_ovn_lab.ovn_bed.load(settings(ctx).state_dir, str(mark))
+            emit(ctx, cmd_ovn_lab.status(ost), lambda: cmd_ovn_lab.status_text(ost))
+            return
         st = _pick_any(settings(ctx).state_dir, mark)
         emit(ctx, _status(st), lambda: _status_text(st))
 
@@ -171,6 +191,10 @@ def register(cli: click.Group) -> None:
         data: list[dict[str, Any]] = [{"mark": s.mark, "status": s.status,
                  "networks": [n.name for n in s.network_defs()],
                  "vms": len(s.vms), "namespaces": len(s.namespaces)} for s in labs]
+        data += [{"mark": o.mark, "status": f"{o.status} (ovn)",
+                  "networks": [n.name for n in o.network_defs()], "vms": len(o.vms),
+                  "namespaces": len(o.namespaces)}
+                 for o in cmd_ovn_lab.ovn_bed.list_labs(settings(ctx).state_dir)]
         emit(ctx, data, lambda: render.grid(
             ["mark", "status", "networks", "VMs"],
             [[d["mark"], d["status"], ",".join(d["networks"]), str(d["vms"])] for d in data],
@@ -182,9 +206,16 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def verify_cmd(ctx: click.Context, mark: str | None, timeout: float) -> None:
         """Probe every pair of a lab's endpoints (ICMP, TCP; IPv4 and IPv6) and compare with
-        the expected matrix; exits non-zero on any difference."""
+        the expected matrix; exits non-zero on any difference. An OVN lab (mark vo...) is
+        probed for the seed's columns, its gateway address standing for the host."""
         from virtnet.reach.verify import verify
 
+        sdir = settings(ctx).state_dir
+        if cmd_ovn_lab.is_ovn_mark(mark) or mark is None and not any(
+                lab.status == "up" for lab in bed.list_labs(sdir)) and any(
+                o.status == "up" for o in cmd_ovn_lab.ovn_bed.list_labs(sdir)):
+            cmd_ovn_lab.verify(ctx, cmd_ovn_lab.pick(sdir, mark), timeout)
+            return
         st = _pick_lab(settings(ctx).state_dir, mark)
         report = verify(st, timeout=timeout)
         data = {
@@ -227,11 +258,22 @@ def register(cli: click.Group) -> None:
     @click.option("--ipv6", is_flag=True, help="Give every network an IPv6 /64 too (slower: "
                   "SLAAC).")
     @click.option("--vms", default=2, show_default=True, help="VMs per network.")
+    @cmd_ovn_lab.backend_option
+    @click.option("--chassis", default=2, show_default=True,
+                  help="--backend ovn: hypervisors the VMs are spread over.")
     @click.pass_context
-    def demo_cmd(ctx: click.Context, ipv6: bool, vms: int) -> None:
+    def demo_cmd(ctx: click.Context, ipv6: bool, vms: int, backend: str, chassis: int) -> None:
         """Build a lab with one network of each connection type, prove the seed's comparison
-        table with packets, print it beside the seed's, and tear down."""
+        table with packets, print it beside the seed's, and tear down (--backend ovn: nat,
+        route, isolated and open on OVN across chassis)."""
         from virtnet import demo
+
+        if backend == "ovn":
+            if ipv6:
+                raise InvalidDefinition("--ipv6 is not part of the OVN demo",
+                                        element="--ipv6", hint="leave out --ipv6")
+            cmd_ovn_lab.demo(ctx, vms=vms, chassis=chassis, progress=_progress(ctx))
+            return
 
         result = demo.run(settings(ctx).state_dir, progress=_progress(ctx), ipv6=ipv6,
                           vms=vms)

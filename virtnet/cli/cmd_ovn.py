@@ -20,7 +20,10 @@ from virtnet.cli.context import settings
 from virtnet.errors import InvalidDefinition
 from virtnet.loader import load_file
 from virtnet.model.network import Network
+from virtnet.modes.traits import traits
+from virtnet.ovn import chassis as chassis_mod
 from virtnet.ovn import names, nbctl, state
+from virtnet.ovn.mtu import DEFAULT_UNDERLAY_MTU, OVERHEAD
 from virtnet.ovn.nbctl import Command, check_db
 from virtnet.ovn.topology import DEFAULT_CHASSIS, DEFAULT_OUTSIDE_SWITCH, OvnOptions
 
@@ -35,9 +38,22 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="A nat/route/open network's address on the outside switch (repeatable; "
             "NETWORK= may be left out when one network is given).",
         ),
+        click.option(
+            "--external-ipv6",
+            "external_ipv6s",
+            multiple=True,
+            metavar="[NETWORK=]ADDR/PLEN",
+            help="A nat/route/open network's IPv6 address on the outside switch (repeatable): "
+            "its IPv6 subnet is routed out, or SNATed with <nat ipv6='yes'>.",
+        ),
         click.option("--outside-subnet", metavar="CIDR", help="The outside network's subnet."),
         click.option(
             "--outside-gateway", metavar="IP", help="Next hop of each router's default route."
+        ),
+        click.option(
+            "--outside-gateway6",
+            metavar="IP",
+            help="Next hop of each router's IPv6 default route (with --external-ipv6).",
         ),
         click.option(
             "--outside-switch",
@@ -52,9 +68,31 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--chassis",
-            default=DEFAULT_CHASSIS,
+            default=None,
+            help="Chassis that hosts the gateway routers (ovn-sbctl list Chassis); apply "
+            "needs it (or --sb-db) for nat/route/open networks. plan uses the placeholder "
+            f"'{DEFAULT_CHASSIS}' when it is not given.",
+        ),
+        click.option(
+            "--sb-db",
+            metavar="CONN",
+            help="SB database to find the gateway chassis in when --chassis is not given "
+            "(the one with ovn-cms-options=enable-chassis-as-gw, or the only one).",
+        ),
+        click.option(
+            "--underlay-mtu",
+            type=int,
+            default=DEFAULT_UNDERLAY_MTU,
             show_default=True,
-            help="Chassis that hosts the gateway routers (ovn-sbctl list Chassis).",
+            help="MTU of the network between the chassis; VMs get it less the tunnel's "
+            "overhead (DHCP mtu) unless the definition has <mtu>.",
+        ),
+        click.option(
+            "--encap",
+            type=click.Choice(sorted(OVERHEAD)),
+            default="geneve",
+            show_default=True,
+            help="The cluster's tunnel type (ovn-encap-type): geneve adds 58 bytes, vxlan 50.",
         ),
         click.option(
             "--dns-server",
@@ -69,7 +107,9 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _parse_external(values: tuple[str, ...], nets: list[Network]) -> dict[str, str]:
+def _parse_external(
+    values: tuple[str, ...], nets: list[Network], flag: str = "--external-ip"
+) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values:
         if "=" in v:
@@ -78,24 +118,43 @@ def _parse_external(values: tuple[str, ...], nets: list[Network]) -> dict[str, s
             name, addr = nets[0].name, v
         else:
             raise InvalidDefinition(
-                f"--external-ip {v!r} does not say which network it is for",
-                element="--external-ip",
+                f"{flag} {v!r} does not say which network it is for",
+                element=flag,
                 hint="write NETWORK=ADDR/PLEN when several networks are given",
             )
         out[name] = addr
     return out
 
 
-def _build(files: tuple[str, ...], kw: dict[str, Any]) -> tuple[list[Network], OvnOptions]:
+def _gateway_chassis(nets: list[Network], kw: dict[str, Any], *, required: bool) -> str:
+    """--chassis, else the SB database's gateway chassis (--sb-db), else (plan only) the
+    placeholder; apply of a network that needs a gateway refuses to guess."""
+    if kw["chassis"]:
+        return str(kw["chassis"])
+    if kw["sb_db"]:
+        return chassis_mod.pick(chassis_mod.read(kw["sb_db"]))
+    needs = [n.name for n in nets if traits(n).forwards_out]
+    if required and needs:
+        raise chassis_mod.required(needs)
+    return DEFAULT_CHASSIS
+
+
+def _build(
+    files: tuple[str, ...], kw: dict[str, Any], *, apply: bool = False
+) -> tuple[list[Network], OvnOptions]:
     nets = [load_file(f) for f in files]
     opts = OvnOptions(
         external_ips=_parse_external(kw["external_ips"], nets),
+        external_ipv6s=_parse_external(kw["external_ipv6s"], nets, "--external-ipv6"),
+        outside_gateway6=kw["outside_gateway6"],
         outside_subnet=kw["outside_subnet"],
         outside_gateway=kw["outside_gateway"],
         outside_switch=kw["outside_switch"],
         physical_network=kw["physical_network"],
-        chassis=kw["chassis"],
+        chassis=_gateway_chassis(nets, kw, required=apply),
         dns_servers=tuple(kw["dns_servers"]),
+        underlay_mtu=kw["underlay_mtu"],
+        encap=kw["encap"],
     )
     return nets, opts
 
@@ -103,15 +162,20 @@ def _build(files: tuple[str, ...], kw: dict[str, Any]) -> tuple[list[Network], O
 def _notes(nets: list[Network], opts: OvnOptions) -> list[str]:
     lines = []
     for n in ovn.translate_all(nets, opts):
+        for w in n.warnings:
+            click.echo(f"warning: {w}", err=True)
+            lines.append(f"# warning: {w}")
         for note in n.notes:
             lines.append(f"# {n.name}: not carried: {note}")
         r = n.router
         if n.mode.value == "route" and r is not None and r.gateway is not None:
             via = r.gateway.address.split("/")[0]
+            via6 = r.gateway.address6.split("/")[0] if r.gateway.address6 else None
             for net in r.networks:
-                if ":" not in net:
-                    sub = ipaddress.ip_interface(net).network
-                    lines.append(f"# {n.name}: the outside needs a route: {sub} via {via}")
+                sub = ipaddress.ip_interface(net).network
+                hop = via6 if ":" in net else via
+                if hop is not None:
+                    lines.append(f"# {n.name}: the outside needs a route: {sub} via {hop}")
     return lines
 
 
@@ -153,6 +217,13 @@ def register(cli: click.Group) -> None:
                 click.echo(line)
             if db is None:
                 click.echo("# against an empty database (give --db to plan against yours)")
+            if not kw["chassis"] and not kw["sb_db"] and any(
+                traits(n).forwards_out for n in nets
+            ):
+                click.echo(
+                    f"# no --chassis: routers name the placeholder '{DEFAULT_CHASSIS}', which "
+                    "no chassis carries (apply needs --chassis or --sb-db)"
+                )
         _echo_commands(ctx, cmds, db)
 
     @ovn_group.command("apply")
@@ -162,8 +233,9 @@ def register(cli: click.Group) -> None:
     @click.pass_context
     def apply_cmd(ctx: click.Context, files: tuple[str, ...], db: str, **kw: Any) -> None:
         """Make the NB database carry FILES, in one transaction (all or nothing)."""
-        nets, opts = _build(files, kw)
-        cmds = ovn.apply(nets, check_db(db), opts)
+        check_db(db)
+        nets, opts = _build(files, kw, apply=True)
+        cmds = ovn.apply(nets, db, opts)
         if settings(ctx).verbose:
             click.echo(ovn.format_commands(cmds, db), nl=False, err=True)
         for line in _notes(nets, opts):

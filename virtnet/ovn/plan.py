@@ -57,7 +57,7 @@ def _router(n: OvnNetwork, r: OvnRouter, opts: OvnOptions, st: NbState | None) -
             "set",
             "Logical_Router",
             r.name,
-            f"options:chassis={q(r.chassis)}",
+            *([f"options:chassis={q(r.chassis)}"] if r.chassis else []),
             # Many routers share the outside switch: learn neighbours by ARP instead of
             # northd pre-computing every router's MAC in every other router (N^2 flows).
             "options:dynamic_neigh_routers=true",
@@ -79,8 +79,14 @@ def _router(n: OvnNetwork, r: OvnRouter, opts: OvnOptions, st: NbState | None) -
         ("lsp-set-addresses", r.switch_port, "router"),
         ("lsp-set-options", r.switch_port, f"router-port={r.port}"),
     ]
+    if r.ra:
+        # SLAAC: ovn-controller answers router solicitations and advertises the prefix.
+        cmds.append(("set", "Logical_Router_Port", r.port, f"ipv6_ra_configs={_map(r.ra)}"))
+    elif st is not None and r.port in st.router_ports:
+        cmds.append(("clear", "Logical_Router_Port", r.port, "ipv6_ra_configs"))
     g = r.gateway
     if g is not None:
+        gnets = [a for a in (g.address, g.address6) if a]
         cmds += [
             (
                 "--if-exists",
@@ -88,13 +94,20 @@ def _router(n: OvnNetwork, r: OvnRouter, opts: OvnOptions, st: NbState | None) -
                 "Logical_Router_Port",
                 g.port,
                 f"mac={q(g.mac)}",
-                f"networks=[{q(g.address)}]",
+                f"networks=[{','.join(q(a) for a in gnets)}]",
             ),
-            ("--may-exist", "lrp-add", r.name, g.port, g.mac, g.address),
+            ("--may-exist", "lrp-add", r.name, g.port, g.mac, *gnets),
             ("--may-exist", "lsp-add", opts.outside_switch, g.outside_port),
             ("lsp-set-type", g.outside_port, "router"),
             ("lsp-set-addresses", g.outside_port, "router"),
             ("lsp-set-options", g.outside_port, f"router-port={g.port}"),
+        ]
+    elif st is not None and r.name in st.routers:
+        # A router that lost its way out (now isolated): a distributed router again.
+        cmds += [
+            ("remove", "Logical_Router", r.name, "options", "chassis"),
+            ("--if-exists", "lrp-del", names.gateway_port(n.name)),
+            ("--if-exists", "lsp-del", names.outside_port(n.name)),
         ]
     have_nat = st.snats.get(r.name, set()) if st else set()
     for s in sorted(have_nat - set(r.snat)):

@@ -5,13 +5,16 @@
   (nat/route/open only)
 - ``<dhcp><range>`` -> switch ``other_config:subnet`` + ``exclude_ips``, and a DHCP_Options row
 - ``<host mac ip name>`` -> excluded from the pool; static address of that MAC's port; DNS name
-- nat -> gateway port on the outside switch, SNAT, stateful ACLs (no new connections in)
+- nat -> gateway port on the outside switch, SNAT, stateful ACLs (new connections in are
+  rejected)
 - route / open -> gateway port on the outside switch, no NAT, no ACLs
-- isolated (no ``<forward>``) -> the switch alone: no router, no DHCP ``router`` option
+- isolated (no ``<forward>``) -> a router with only the gateway port (it answers for the
+  gateway address: ping, DHCP renewals, DNS), no chassis, no way out, no DHCP ``router``
 - ``<route>`` -> static route on the router
+- ``<mtu>`` -> DHCP ``mtu``; without it the underlay's MTU less the tunnel's overhead
 
-The router is a gateway router (``options:chassis``), because OVN applies NAT only on a
-gateway router or a distributed gateway port.
+A router with a way out is a gateway router (``options:chassis``), because OVN applies NAT
+only on a gateway router or a distributed gateway port.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from dataclasses import dataclass, field
 from virtnet.errors import Conflict, InvalidDefinition, NotSupported
 from virtnet.model.network import ForwardMode, IPDef, Network
 from virtnet.model.validate import validate
+from virtnet.modes import isolated as isolated_mode
+from virtnet.modes import nat as nat_mode
+from virtnet.modes.traits import nat_applies, traits
+from virtnet.ovn import ipv6 as ipv6_mod
+from virtnet.ovn import mtu as mtu_mod
 from virtnet.ovn import names
 from virtnet.ovn.pool import exclude_ips
 
@@ -45,6 +53,10 @@ class OvnOptions:
     physical_network: str | None = None  # localnet network_name (ovn-bridge-mappings)
     chassis: str = DEFAULT_CHASSIS  # chassis that hosts the gateway routers
     dns_servers: tuple[str, ...] = ()  # DHCP dns_server; default: the gateway address
+    external_ipv6s: Mapping[str, str] = field(default_factory=dict)  # network -> ADDR/PLEN
+    outside_gateway6: str | None = None  # next hop of each router's IPv6 default route
+    underlay_mtu: int = mtu_mod.DEFAULT_UNDERLAY_MTU  # the chassis' tunnel network
+    encap: str = "geneve"  # the cluster's tunnel type (ovn-encap-type)
 
 
 @dataclass(frozen=True, order=True)
@@ -82,6 +94,7 @@ class Gateway:
     mac: str
     address: str  # ADDR/PLEN
     outside_port: str
+    address6: str | None = None  # ADDR/PLEN: IPv6 leaves (routed or SNAT66) only with one
 
 
 @dataclass(frozen=True)
@@ -91,10 +104,11 @@ class OvnRouter:
     mac: str
     networks: tuple[str, ...]  # ADDR/PLEN, IPv4 first
     switch_port: str
-    chassis: str
+    chassis: str | None  # None: a distributed router (isolated: the gateway port only)
     gateway: Gateway | None
     snat: tuple[Snat, ...] = ()
     routes: tuple[StaticRoute, ...] = ()
+    ra: tuple[tuple[str, str], ...] = ()  # the router port's ipv6_ra_configs
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,7 @@ class OvnNetwork:
     hosts: tuple[tuple[str, str], ...]  # (mac, ip) reservations, for port-add
     gateway: str | None  # the network's own (host's) IPv4 address: no VM may take it
     notes: tuple[str, ...]  # what the definition says that OVN does not carry
+    warnings: tuple[str, ...] = ()  # what is carried but will not work as written
 
 
 def _dhcp_ipdef(net: Network) -> IPDef | None:
@@ -186,7 +201,7 @@ def _dhcp(net: Network, ip: IPDef, opts: OvnOptions, server_mac: str) -> Dhcp:
         "server_id": ip.address,
         "server_mac": server_mac,
     }
-    if net.mode is not ForwardMode.ISOLATED:
+    if traits(net).dhcp_router:
         # libvirt gives isolated guests dhcp-option=3 (no router); the others get the gateway.
         options["router"] = ip.address
     if net.dns_enabled:
@@ -194,8 +209,9 @@ def _dhcp(net: Network, ip: IPDef, opts: OvnOptions, server_mac: str) -> Dhcp:
         options["dns_server"] = "{" + ",".join(servers) + "}"
     if net.domain is not None:
         options["domain_name"] = f'"{net.domain.name}"'
-    if net.mtu is not None:
-        options["mtu"] = str(net.mtu)
+    # <mtu> as written (a warning says when it cannot cross the underlay); without it the
+    # largest MTU whose frames fit in the underlay's tunnel packets.
+    options["mtu"] = str(net.mtu or mtu_mod.vm_mtu(opts.underlay_mtu, opts.encap))
     bootp = ip.dhcp.bootp if ip.dhcp else None
     if bootp is not None:
         options["bootfile_name"] = f'"{bootp.file}"'
@@ -221,9 +237,6 @@ def _notes(net: Network) -> list[str]:
         notes.append("<nat><address> range: OVN SNATs to one address, the range's start")
     if net.forward and net.forward.dev:
         notes.append("<forward dev>: OVN leaves through the outside switch")
-    for ip in net.ipv6_defs:
-        if ip.dhcp:
-            notes.append(f"DHCPv6 on {ip.address}: only the address is carried")
     if any(h.lease for ip in net.ipv4 if ip.dhcp for h in ip.dhcp.hosts):
         notes.append("per-host leases: every OVN lease has the range's lease time")
     if net.dns and (net.dns.txts or net.dns.srvs or net.dns.forwarders):
@@ -241,26 +254,33 @@ def _notes(net: Network) -> list[str]:
 
 
 def _acls(net: Network, switch_router_port: str) -> tuple[Acl, ...]:
-    if net.mode is not ForwardMode.NAT:
+    """Networks whose traffic leaves but whom nobody outside may reach (NAT): the families
+    it masquerades are closed to new connections from the router (rejected)."""
+    t = traits(net)
+    if t.inbound_new or not t.forwards_out:
         return ()
-    # An allow-related ACL makes the switch stateful: the VMs' own connections are committed
-    # to conntrack, so only replies come back in. New connections arriving from the router
-    # (the outside routing the subnet via the gateway) are dropped: NAT is not visible.
-    return (
-        Acl("from-lport", ACL_PRIORITY, "ip4", "allow-related"),
-        Acl(
-            "to-lport",
-            ACL_PRIORITY + 1,
-            f'inport == "{switch_router_port}" && ip4 && ct.new',
-            "drop",
-        ),
-    )
+    fams = [f for f in ("ipv4", "ipv6") if nat_applies(net, f)]
+    return tuple(Acl(*a) for a in nat_mode.ovn_inbound_acls(switch_router_port, ACL_PRIORITY,
+                                                             fams))
+
+
+def _warnings(net: Network, opts: OvnOptions) -> list[str]:
+    out = []
+    if net.ipv6_defs and traits(net).forwards_out and net.name not in opts.external_ipv6s:
+        out.append(f"network '{net.name}': its IPv6 subnet stays inside OVN (SLAAC, VM to "
+                   f"VM): pass --external-ipv6 {net.name}=ADDR/PREFIX to route it out")
+    if net.mtu:
+        w = mtu_mod.warning(net.name, net.mtu, opts.underlay_mtu, opts.encap)
+        if w:
+            out.append(w)
+    return out
 
 
 def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
     """The OVN objects for ``net``; NotSupported for modes OVN has no counterpart for."""
     opts = opts or OvnOptions()
     names.check_name(net.name)
+    ipv6_mod.refuse_dhcp(net)
     if net.mode not in SUPPORTED_MODES:
         raise NotSupported(
             f"network '{net.name}': forward mode '{net.mode.value}' has no OVN counterpart",
@@ -299,7 +319,27 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
 
     router = None
     swp = names.switch_router_port(net.name)
-    if mode is not ForwardMode.ISOLATED and primary is not None:
+    vm_mtu = net.mtu or mtu_mod.vm_mtu(opts.underlay_mtu, opts.encap)
+    ra = ipv6_mod.ra_configs(vm_mtu) if v6 else ()
+    if not traits(net).forwards_out and isolated_mode.ovn_gateway_port(net):
+        if net.routes:
+            raise NotSupported(
+                f"network '{net.name}' ({mode.value}) has <route> elements but no way out",
+                element="route",
+                hint="static routes need a gateway: use mode nat, route or open",
+            )
+        # Only the gateway port: answers for the gateway address on every chassis.
+        router = OvnRouter(
+            name=names.router(net.name),
+            port=names.router_port(net.name),
+            mac=gw_mac,
+            networks=tuple(f"{ip.address}/{ip.prefixlen}" for ip in (*v4, *v6)),
+            switch_port=swp,
+            chassis=None,
+            gateway=None,
+            ra=ra,
+        )
+    elif traits(net).forwards_out and primary is not None:
         ext = _external(net, opts)
         nat_start = (
             net.forward.nat.addresses[0].start
@@ -317,9 +357,16 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
                 )
             snat_ip = nat_start or str(ext.ip)
             snat = tuple(Snat(snat_ip, str(ip.network)) for ip in v4)
+        ext6 = ipv6_mod.external(net, opts.external_ipv6s)
+        if nat_applies(net, "ipv6") and v6:
+            if ext6 is None:
+                raise ipv6_mod.needs_external(net)
+            snat += tuple(Snat(str(ext6.ip), str(ip.network)) for ip in v6)
         routes = []
         if opts.outside_gateway:
             routes.append(StaticRoute("0.0.0.0/0", opts.outside_gateway))
+        if opts.outside_gateway6 and ext6 is not None:
+            routes.append(StaticRoute("::/0", opts.outside_gateway6))
         for r in net.routes:
             if ":" in r.address or r.family == "ipv6":
                 continue
@@ -345,9 +392,11 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
                 mac=names.mac(net.name, "outside"),
                 address=str(ext),
                 outside_port=names.outside_port(net.name),
+                address6=str(ext6) if ext6 is not None else None,
             ),
             snat=snat,
             routes=tuple(sorted(set(routes))),
+            ra=ra,
         )
     elif net.routes:
         raise NotSupported(
@@ -383,6 +432,7 @@ def translate(net: Network, opts: OvnOptions | None = None) -> OvnNetwork:
         hosts=tuple(sorted(hosts)),
         gateway=primary.address if primary is not None else None,
         notes=tuple(_notes(net)),
+        warnings=tuple(_warnings(net, opts)),
     )
 
 
@@ -431,13 +481,23 @@ def check_options(opts: OvnOptions) -> None:
         _ipv4(opts.outside_gateway, "--outside-gateway")
     for d in opts.dns_servers:
         _ipv4(d, "--dns-server")
+    if opts.outside_gateway6 is not None:
+        try:
+            ipaddress.IPv6Address(opts.outside_gateway6)
+        except ValueError:
+            raise InvalidDefinition(
+                f"--outside-gateway6 {opts.outside_gateway6!r} is not an IPv6 address",
+                element="--outside-gateway6",
+                hint="e.g. 2001:db8:ff::1",
+            ) from None
+    mtu_mod.check_underlay(opts.underlay_mtu, opts.encap)
 
 
 def translate_all(nets: Sequence[Network], opts: OvnOptions | None = None) -> list[OvnNetwork]:
     """Every network, checked together: names and external addresses must not clash."""
     opts = opts or OvnOptions()
     check_options(opts)
-    unknown = set(opts.external_ips) - {n.name for n in nets}
+    unknown = (set(opts.external_ips) | set(opts.external_ipv6s)) - {n.name for n in nets}
     if unknown:
         raise InvalidDefinition(
             f"--external-ip names no given network: {', '.join(sorted(unknown))}",
@@ -459,12 +519,13 @@ def translate_all(nets: Sequence[Network], opts: OvnOptions | None = None) -> li
     for o in out:
         if o.router is None or o.router.gateway is None:
             continue
-        ip = o.router.gateway.address.split("/")[0]
-        if ip in taken:
-            raise Conflict(
-                f"networks '{taken[ip]}' and '{o.name}' both use external address {ip}",
-                element="--external-ip",
-                hint="give each nat/route/open network its own external address",
-            )
-        taken[ip] = o.name
+        g = o.router.gateway
+        for ip in (a.split("/")[0] for a in (g.address, g.address6) if a):
+            if ip in taken:
+                raise Conflict(
+                    f"networks '{taken[ip]}' and '{o.name}' both use external address {ip}",
+                    element="--external-ip",
+                    hint="give each nat/route/open network its own external address",
+                )
+            taken[ip] = o.name
     return out
